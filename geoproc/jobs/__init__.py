@@ -1,0 +1,28 @@
+"""The registries: every job type and every task handler geoproc knows.
+
+If it is not in these dicts it does not exist. The CLI builds its choices from ``ALL_JOBS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import UnknownJob
+from ..model import JobType
+from . import hello_world
+
+ALL_JOBS: dict[str, JobType] = {
+    hello_world.HelloWorld.name: hello_world.HelloWorld,
+}
+
+ALL_HANDLERS: dict[str, Callable] = {
+    **hello_world.HANDLERS,
+}
+
+
+def get_job(name: str) -> JobType:
+    """Look a job type up by name; unknown names list what is available."""
+    try:
+        return ALL_JOBS[name]
+    except KeyError:
+        raise UnknownJob(name, sorted(ALL_JOBS)) from None

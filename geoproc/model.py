@@ -1,0 +1,193 @@
+"""The job model: what a job type declares, and what the engine hands to handlers.
+
+A job type is pure data plus small planning functions. It knows nothing of Dask or the ledger:
+
+* ``params`` is a pydantic model (defaults and bounds live in its ``Field`` declarations);
+* ``stages`` is an ordered tuple of :class:`Stage`; each names a handler and a planning function;
+* a stage with ``lineage=True`` is planned from the *keys* of the previous stage (task i consumes the
+  result of task i), so the engine can pipeline it without a barrier;
+* any other stage is planned from the previous stage's :class:`StageOutput` (its aggregate and its task
+  results): a barrier, needed for dynamic fan-out such as "one task per listed blob".
+
+Handlers are plain functions ``handler(params: dict, ctx: TaskContext) -> dict`` registered in
+``geoproc.jobs.ALL_HANDLERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from . import ids
+from .errors import InvalidParams
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One unit of work as planned: a stable logical key, JSON-able params, and (lineage) its parent."""
+
+    key: str
+    params: JSON = field(default_factory=dict)
+    parent: str | None = None  # logical key of the task in the previous stage this one consumes
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts and exponential backoff with full jitter for transient failures."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, rand: float) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``rand`` in [0, 1) gives the jitter)."""
+        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + rand / 2)
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """How many failed tasks a job tolerates before it counts as failed rather than partial.
+
+    ``tolerate`` is the largest fraction of failed tasks (over all stages) for which the job ends
+    ``completed_with_errors``; above it, or when nothing succeeded, the job ends ``failed``.
+    """
+
+    tolerate: float = 1.0
+
+    def job_status(self, failed: int, total: int) -> str:
+        if failed == 0:
+            return "completed"
+        if total == 0 or failed >= total or failed / total > self.tolerate:
+            return "failed"
+        return "completed_with_errors"
+
+
+ALL_OR_NOTHING = FailurePolicy(tolerate=0.0)
+PARTIAL_OK = FailurePolicy(tolerate=1.0)
+
+
+@dataclass
+class StageOutput:
+    """What a barrier stage's planner receives about the stage before it."""
+
+    value: JSON | None
+    _results: Callable[[], Iterator[JSON]] = field(default=lambda: iter(()), repr=False)
+
+    def results(self) -> Iterator[JSON]:
+        """Stream the results of the previous stage's completed tasks (in task-key order)."""
+        return self._results()
+
+
+Planner = Callable[[Any, Any], Iterable[TaskSpec]]
+Aggregator = Callable[[Any, Iterator[JSON]], JSON]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a job.
+
+    ``plan(params, previous)`` returns the task specs; ``previous`` is a list of the previous stage's
+    task keys for a lineage stage, a :class:`StageOutput` otherwise (``None`` for the first stage).
+    ``aggregate(params, results)`` reduces the stream of completed results to the stage's value.
+    ``heavy`` tasks get one Dask task each; light ones are batched.
+    """
+
+    name: str
+    handler: str
+    plan: Planner
+    aggregate: Aggregator | None = None
+    lineage: bool = False
+    heavy: bool = False
+    retry: RetryPolicy = RetryPolicy()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class JobType:
+    """A job declaration: its parameter schema, stages, hash rules and failure policy."""
+
+    name: str
+    description: str
+    params: type[BaseModel]
+    stages: tuple[Stage, ...]
+    hash_exclude: frozenset[str] = frozenset()
+    secret_params: frozenset[str] = frozenset()
+    failure_policy: FailurePolicy = PARTIAL_OK
+    finalize: Callable[[Any, list[JSON | None]], JSON] | None = None
+
+    def validate(self, raw: Mapping[str, Any]) -> BaseModel:
+        """Check raw params against the schema; errors name the field, the value and what is allowed."""
+        try:
+            return self.params.model_validate(dict(raw))
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"]) or "(params)"
+                if err["type"] == "extra_forbidden":
+                    allowed = ", ".join(self.params.model_fields)
+                    problems.append(f"{loc}: unknown parameter; allowed: {allowed}")
+                    continue
+                value = err.get("input")
+                problems.append(f"{loc}={value!r}: {err['msg']}{_bounds_hint(self.params, loc)}")
+            raise InvalidParams(self.name, problems) from None
+
+    def normalized(self, model: BaseModel) -> JSON:
+        """All params with defaults applied, JSON-able, secrets removed (what the ledger stores)."""
+        data = model.model_dump(mode="json")
+        return {k: v for k, v in sorted(data.items()) if k not in self.secret_params}
+
+    def job_id(self, model: BaseModel) -> str:
+        """The job id: hash of the type and the normalized params minus hash-excluded and secret ones."""
+        data = self.normalized(model)
+        return ids.job_id(self.name, {k: v for k, v in data.items() if k not in self.hash_exclude})
+
+    def describe_params(self) -> list[JSON]:
+        """Name, type, default, bounds and help of each parameter (for `geoproc list`)."""
+        out = []
+        for name, f in self.params.model_fields.items():
+            out.append(
+                {
+                    "name": name,
+                    "type": getattr(f.annotation, "__name__", str(f.annotation)),
+                    "required": f.is_required(),
+                    "default": None if f.is_required() else f.get_default(call_default_factory=True),
+                    "bounds": _bounds(f),
+                    "help": f.description or "",
+                    "hashed": name not in self.hash_exclude and name not in self.secret_params,
+                }
+            )
+        return out
+
+
+@dataclass
+class TaskContext:
+    """What a handler may know besides its params. Built on the worker for each attempt."""
+
+    job_id: str
+    job_type: str
+    stage: str
+    task_id: str
+    key: str
+    attempt: int
+    predecessor: JSON | None = None  # result of the parent task (lineage stages)
+
+
+def _bounds(f: Any) -> str:
+    parts = []
+    for m in f.metadata:
+        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                parts.append(f"{sym} {v}")
+    return ", ".join(parts)
+
+
+def _bounds_hint(model: type[BaseModel], loc: str) -> str:
+    f = model.model_fields.get(loc)
+    b = _bounds(f) if f is not None else ""
+    return f" (allowed: {b})" if b else ""
