@@ -119,6 +119,7 @@ class JobType:
     secret_params: frozenset[str] = frozenset()
     failure_policy: FailurePolicy = PARTIAL_OK
     finalize: Callable[[Any, list[JSON | None]], JSON] | None = None
+    render: Callable[[JSON], Any] | None = None  # a rich renderable of the job result, for the CLI
 
     def validate(self, raw: Mapping[str, Any]) -> BaseModel:
         """Check raw params against the schema; errors name the field, the value and what is allowed."""
@@ -175,6 +176,9 @@ class TaskContext:
     key: str
     attempt: int
     predecessor: JSON | None = None  # result of the parent task (lineage stages)
+    # Credentials per protocol, e.g. {"az": {"connection_string": ...}}, resolved on the driver and
+    # shipped with each batch. Never stored in the ledger, never logged, never in results.
+    storage_options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
 
 def _bounds(f: Any) -> str:

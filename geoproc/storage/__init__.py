@@ -20,3 +20,9 @@ def open_fs(url: str, **storage_options) -> tuple[fsspec.AbstractFileSystem, str
         if cs:
             storage_options["connection_string"] = cs
     return fsspec.core.url_to_fs(url, **storage_options)
+
+
+def resolve_storage_options() -> dict[str, dict]:
+    """Credentials per protocol, resolved on the driver and shipped to tasks (never persisted)."""
+    cs = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    return {"az": {"connection_string": cs}} if cs else {}

@@ -1,0 +1,16 @@
+"""geoproc: parallel raster ETL on Dask with a resumable job ledger.
+
+>>> import geoproc
+>>> res = geoproc.run("hello_world", n=5)        # doctest: +SKIP
+>>> res.status, res.result["replies"]             # doctest: +SKIP
+('completed', 5)
+"""
+
+from .api import JobHandle, JobResult, run, status, submit
+from .errors import GeoprocError
+from .jobs import ALL_HANDLERS, ALL_JOBS, get_job
+
+__version__ = "0.1.0"
+
+__all__ = ["ALL_HANDLERS", "ALL_JOBS", "GeoprocError", "JobHandle", "JobResult", "__version__", "get_job",
+           "run", "status", "submit"]

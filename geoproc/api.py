@@ -1,0 +1,230 @@
+"""The Python API: ``geoproc.run`` for scripts and notebooks, ``geoproc.submit`` for background runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecFileError
+from .jobs import get_job
+from .ledger import Ledger, open_ledger
+from .ledger.store import JobRecord
+from .settings import Settings
+
+
+@dataclass
+class StageSummary:
+    name: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def completed(self) -> int:
+        return self.counts.get("completed", 0)
+
+
+@dataclass
+class JobResult:
+    """What a job run returns: identity, status, per-stage task counts, result and timings."""
+
+    job_id: str
+    job_type: str
+    status: str
+    result: Any
+    error: str | None
+    stages: list[StageSummary]
+    duration: float | None
+    created_at: float
+    cached: bool = False
+    executed: int = 0
+    wall_time: float = 0.0
+    dashboard: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def progress(self) -> float:
+        total = sum(s.total for s in self.stages)
+        return 100.0 * sum(s.completed for s in self.stages) / total if total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "job_type": self.job_type, "status": self.status, "result": self.result,
+                "error": self.error, "stages": [{"name": s.name, "counts": s.counts} for s in self.stages],
+                "duration": self.duration, "cached": self.cached, "executed": self.executed,
+                "progress": round(self.progress, 1), "params": self.params}
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{s.name}</td><td>{s.completed}/{s.total}</td><td>{s.counts}</td></tr>"
+                       for s in self.stages)
+        return (f"<b>{self.job_type}</b> <code>{self.job_id[:12]}</code> — <b>{self.status}</b>"
+                f"<table><tr><th>stage</th><th>done</th><th>tasks</th></tr>{rows}</table>")
+
+
+def job_summary(ledger: Ledger, job: JobRecord, **extra: Any) -> JobResult:
+    """A :class:`JobResult` built from the ledger."""
+    jt = get_job(job.job_type)
+    counts = ledger.counts(job.job_id)
+    stages = [StageSummary(st.name, counts.get(i, {})) for i, st in enumerate(jt.stages)]
+    return JobResult(job_id=job.job_id, job_type=job.job_type, status=job.status, result=job.result,
+                     error=job.error, stages=stages, duration=job.duration, created_at=job.created_at,
+                     params=job.params, **extra)
+
+
+def load_spec(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """Read a job spec file (TOML): ``job = "cog"`` and a ``[params]`` table."""
+    import tomllib
+
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise SpecFileError(f"Spec file {str(p)!r} not found.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecFileError(f"Spec file {str(p)!r} is not valid TOML: {exc}") from None
+    job = data.get("job")
+    if not isinstance(job, str):
+        raise SpecFileError(f"Spec file {str(p)!r} needs a top-level `job = \"<job type>\"`.")
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise SpecFileError(f"Spec file {str(p)!r}: `params` must be a table.")
+    return job, params
+
+
+def resolve(job: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A job type name or a spec file path, plus overriding params → (job type, params)."""
+    if job.endswith(".toml") or "/" in job:
+        name, spec_params = load_spec(job)
+        return name, {**spec_params, **params}
+    return job, dict(params)
+
+
+def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: str | Ledger | None = None,
+        force: bool = False, wait: bool = True, on_event: Callable[[str, dict], None] | None = None,
+        settings: Settings | None = None, **params: Any) -> JobResult:
+    """Run a job to completion and return its :class:`JobResult`.
+
+    ``job`` is a registered job type (``"hello_world"``) or a spec file path. Submitting a finished job
+    returns its stored result without computing anything; an unfinished one resumes.
+    """
+    from .engine import Driver
+    from .storage import resolve_storage_options
+
+    t0 = time.perf_counter()
+    settings = settings or Settings()
+    name, raw = resolve(job, params)
+    jt = get_job(name)
+    model = jt.validate(raw)
+    own = not isinstance(ledger, Ledger)
+    led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger or settings.ledger)
+    dashboard: dict[str, Any] = {}
+
+    def sink(kind: str, data: dict) -> None:
+        if kind == "cluster":
+            dashboard["link"] = data.get("dashboard")
+        if on_event:
+            on_event(kind, data)
+
+    try:
+        driver = Driver(jt, model, led, settings=settings, cluster=cluster, workers=workers, force=force,
+                        wait=wait, storage_options=resolve_storage_options(), on_event=sink)
+        record, cached = driver.run()
+        return job_summary(led, record, cached=cached, executed=driver.executed,
+                           wall_time=time.perf_counter() - t0, dashboard=dashboard.get("link"))
+    finally:
+        if own:
+            led.close()
+
+
+class JobHandle:
+    """A job running in a background thread (for notebooks); poll it or wait for it."""
+
+    def __init__(self, job: str, **kwargs: Any):
+        self._events: list[tuple[str, dict]] = []
+        self._result: JobResult | None = None
+        self._error: BaseException | None = None
+        self._ledger_url = kwargs.get("ledger")
+        self.job_id: str | None = None
+        user_sink = kwargs.pop("on_event", None)
+
+        def sink(kind: str, data: dict) -> None:
+            if "job_id" in data:
+                self.job_id = data["job_id"]
+            self._events.append((kind, data))
+            if user_sink:
+                user_sink(kind, data)
+
+        def target() -> None:
+            try:
+                self._result = run(job, on_event=sink, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - re-raised from result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name="geoproc-job", daemon=True)
+        self._thread.start()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self, timeout: float | None = None) -> JobResult:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("the job is still running")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def status(self) -> JobResult | None:
+        """The job's current state from the ledger (None before it is registered)."""
+        if self.job_id is None:
+            return None
+        led = open_ledger(self._ledger_url)
+        try:
+            job = led.get_job(self.job_id)
+            return job_summary(led, job) if job else None
+        finally:
+            led.close()
+
+    def _repr_html_(self) -> str:
+        st = self.status()
+        return st._repr_html_() if st else "<i>starting…</i>"
+
+    def progress(self, interval: float = 0.5) -> JobResult:
+        """Show a live progress display in a notebook (or terminal) until the job ends."""
+        from rich.live import Live
+
+        from .report import progress_table
+
+        with Live(refresh_per_second=4) as live:
+            while not self.done():
+                st = self.status()
+                if st is not None:
+                    live.update(progress_table(st))
+                time.sleep(interval)
+            res = self.result()
+            live.update(progress_table(res))
+        return res
+
+
+def submit(job: str, **kwargs: Any) -> JobHandle:
+    """Start a job in the background and return a :class:`JobHandle` right away."""
+    return JobHandle(job, **kwargs)
+
+
+def status(job_id: str, ledger: str | None = None) -> JobResult:
+    """The current state of a job (by id or unambiguous prefix) from the ledger."""
+    led = open_ledger(ledger or Settings().ledger)
+    try:
+        return job_summary(led, led.find_job(job_id))
+    finally:
+        led.close()

@@ -1,0 +1,268 @@
+"""The ``geoproc`` command line: a thin layer over the Python API.
+
+Exit codes (also in the README):
+
+====  =====================================================================
+0     the job completed (or the command succeeded)
+1     the job failed
+2     user error: unknown job, bad parameter, bad spec file, unknown job id
+3     the job completed with errors (some tasks failed; see ``geoproc tasks``)
+4     the job was cancelled
+5     environment error: ledger, storage or cluster unusable
+130   interrupted (SIGINT/SIGTERM); run the same job again to resume
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import api
+from .errors import ClusterError, GeoprocError, LedgerError, StorageError, UserError
+from .jobs import ALL_JOBS, get_job
+from .ledger import open_ledger
+from .report import progress_table, seconds, styled, when
+
+app = typer.Typer(help="Parallel raster ETL on Dask, with a resumable job ledger.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_STATUS = {"completed": 0, "failed": 1, "completed_with_errors": 3, "cancelled": 4, "interrupted": 130}
+EXIT_ERROR: list[tuple[type[BaseException], int]] = [
+    (UserError, 2), (LedgerError, 5), (StorageError, 5), (ClusterError, 5), (GeoprocError, 1),
+]
+
+LedgerOpt = Annotated[str | None, typer.Option("--ledger", envvar="GEOPROC_LEDGER",
+                                                help="Ledger URL: sqlite:///PATH or postgresql://...")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as JSON when they parse (numbers, booleans, lists)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise typer.BadParameter(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+class _ProgressView:
+    """Per-stage progress bars fed by the engine's events."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=err, disable=not enabled, transient=False)
+        self.bars: dict[int, Any] = {}
+
+    def __call__(self, kind: str, data: dict) -> None:
+        if kind == "cluster" and data.get("dashboard"):
+            err.print(f"Dask dashboard: {data['dashboard']} ({data.get('workers')} workers)")
+        elif kind == "following":
+            err.print(f"Job is running in another process ({data['owner']}); waiting for it to finish.")
+        elif kind == "started":
+            err.print(f"Job {data['job_id'][:12]} started (run {data['run']}).")
+        elif kind == "stage":
+            bar = self.bars.get(data["stage"])
+            if bar is None:
+                self.bars[data["stage"]] = self.progress.add_task(data["name"], total=data["total"],
+                                                                  completed=data["done"])
+            else:
+                self.progress.update(bar, total=data["total"], completed=data["done"])
+        elif kind == "progress" and data["stage"] in self.bars:
+            self.progress.advance(self.bars[data["stage"]], data["done"])
+
+
+def _handle_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def run(
+    job: Annotated[str, typer.Argument(help="Job type (see `geoproc list`) or a spec file (jobs/*.toml).")],
+    set_: Annotated[list[str], typer.Option("--set", "-s", help="Parameter as key=value (repeatable).")] = [],  # noqa: B006
+    cluster: Annotated[str | None, typer.Option(help="local, tcp://HOST:PORT, or kubernetes.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes for a local cluster.")] = None,
+    ledger: LedgerOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-run every task, even completed ones.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a job (or resume it); a finished job returns its stored result at once."""
+    signal.signal(signal.SIGTERM, _handle_sigterm)
+    view = _ProgressView(enabled=not as_json)
+    with view.progress:
+        res = api.run(job, cluster=cluster, workers=workers, ledger=ledger, force=force, on_event=view,
+                      **parse_sets(set_))
+    if as_json:
+        out.print_json(json.dumps(res.to_dict(), default=str))
+    else:
+        if res.cached:
+            err.print(f"Job {res.job_id[:12]} already {res.status}: stored result, nothing recomputed.")
+        _print_result(res)
+    raise typer.Exit(EXIT_STATUS.get(res.status, 1))
+
+
+def _print_result(res: api.JobResult) -> None:
+    out.print(progress_table(res))
+    jt = ALL_JOBS.get(res.job_type)
+    if res.result is not None:
+        if jt is not None and jt.render is not None:
+            out.print(jt.render(res.result))
+        else:
+            out.print_json(json.dumps(res.result, default=str))
+    if res.error:
+        err.print(f"[yellow]{res.error}[/]")
+    out.print(f"job id: {res.job_id}  status: {styled(res.status)}  duration: {seconds(res.duration)}")
+
+
+@app.command()
+def status(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous prefix.")],
+           ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a job: status, per-stage task counts, progress, durations, first errors."""
+    led = open_ledger(ledger)
+    job = led.find_job(job_id)
+    res = api.job_summary(led, job)
+    failed = led.list_tasks(job.job_id, status="failed", limit=5)
+    if as_json:
+        d = res.to_dict()
+        d["errors"] = [{k: t[k] for k in ("task_id", "error_code", "error_message", "remediation")} for t in failed]
+        out.print_json(json.dumps(d, default=str))
+        return
+    out.print(progress_table(res))
+    out.print(f"created {when(job.created_at)}  started {when(job.started_at)}  finished {when(job.finished_at)}"
+              f"  duration {seconds(job.duration)}  runs {job.runs}")
+    for t in failed:
+        out.print(f"[red]{t['task_id']}[/] {t['error_code']}: {t['error_message']}\n    → {t['remediation']}")
+    if job.error:
+        out.print(f"[yellow]{job.error}[/]")
+
+
+@app.command()
+def jobs(status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
+         type_: Annotated[str | None, typer.Option("--type", help="Only jobs of this type.")] = None,
+         limit: Annotated[int, typer.Option(help="Most jobs to show.")] = 20,
+         ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
+    """List recent jobs."""
+    led = open_ledger(ledger)
+    rows = led.list_jobs(status=status, job_type=type_, limit=limit)
+    if as_json:
+        out.print_json(json.dumps([{"job_id": j.job_id, "job_type": j.job_type, "status": j.status,
+                                    "created_at": j.created_at, "duration": j.duration} for j in rows]))
+        return
+    t = Table("job id", "type", "status", "created", "duration", "runs")
+    for j in rows:
+        t.add_row(j.job_id[:12], j.job_type, styled(j.status), when(j.created_at), seconds(j.duration), str(j.runs))
+    out.print(t)
+
+
+@app.command()
+def tasks(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous prefix.")],
+          status: Annotated[str | None, typer.Option(help="Only tasks with this status.")] = None,
+          limit: Annotated[int, typer.Option(help="Most tasks to show.")] = 50,
+          ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
+    """List a job's tasks, with error codes and remediation for failed ones."""
+    led = open_ledger(ledger)
+    job = led.find_job(job_id)
+    rows = led.list_tasks(job.job_id, status=status, limit=limit)
+    if as_json:
+        keys = ("task_id", "stage_name", "key", "status", "attempts", "error_code", "error_message", "remediation",
+                "worker", "started_at", "finished_at")
+        out.print_json(json.dumps([{k: r[k] for k in keys} for r in rows], default=str))
+        return
+    t = Table("task id", "stage", "key", "status", "attempts", "error", "remediation")
+    for r in rows:
+        t.add_row(r["task_id"], r["stage_name"], r["key"][:40], styled(r["status"]), str(r["attempts"]),
+                  f"{r['error_code']}: {r['error_message']}" if r["error_code"] else "", r["remediation"] or "")
+    out.print(t)
+
+
+@app.command()
+def cancel(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous prefix.")],
+           ledger: LedgerOpt = None) -> None:
+    """Cancel a running job: its driver stops it and marks unstarted tasks cancelled."""
+    led = open_ledger(ledger)
+    job = led.find_job(job_id)
+    if job.terminal:
+        err.print(f"Job {job.job_id[:12]} is already {job.status}; nothing to cancel.")
+        raise typer.Exit(0)
+    job = led.request_cancel(job.job_id)
+    if job.status == "cancelled":
+        out.print(f"Job {job.job_id[:12]} cancelled.")
+    else:
+        out.print(f"Cancel requested; the driver of job {job.job_id[:12]} stops within a few seconds.")
+
+
+@app.command()
+def events(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous prefix.")],
+           ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a job's event trail (runs, stages, failures, cancellations, lease takeovers)."""
+    led = open_ledger(ledger)
+    job = led.find_job(job_id)
+    rows = led.events(job.job_id)
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    t = Table("time", "event", "stage", "task", "message")
+    for e in rows:
+        t.add_row(when(e["at"]), e["kind"], "" if e["stage"] is None else str(e["stage"]), e["task_id"] or "",
+                  e["message"] or "")
+    out.print(t)
+
+
+@app.command("list")
+def list_jobs(as_json: JsonOpt = False) -> None:
+    """List the job types and their parameters (from the registry)."""
+    if as_json:
+        out.print_json(json.dumps({n: {"description": jt.description, "params": jt.describe_params()}
+                                   for n, jt in ALL_JOBS.items()}, default=str))
+        return
+    for name in sorted(ALL_JOBS):
+        jt = get_job(name)
+        t = Table("parameter", "type", "default", "allowed", "help", title=f"{name} — {jt.description}",
+                  title_justify="left")
+        for p in jt.describe_params():
+            default = "(required)" if p["required"] else repr(p["default"])
+            t.add_row(p["name"] + ("" if p["hashed"] else " *"), p["type"], default, p["bounds"], p["help"])
+        out.print(t)
+    out.print("* not part of the job id")
+
+
+def main() -> None:
+    """Console entry point: user errors print one readable line, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("Interrupted; the ledger records where the job stopped. Run it again to resume.")
+        sys.exit(130)
+    except GeoprocError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(next(code for kind, code in EXIT_ERROR if isinstance(exc, kind)))
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Where jobs run: a LocalCluster (default), an existing scheduler, or a Kubernetes Dask cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import ClusterError
+from ..settings import Settings
+
+
+def _local_workers(settings: Settings, workers: int | None) -> int:
+    return workers or settings.workers or max(1, min(os.cpu_count() or 1, 8))
+
+
+@contextmanager
+def connect(spec: Any = None, *, workers: int | None = None, settings: Settings | None = None) -> Iterator[Any]:
+    """Yield a ``distributed.Client`` for ``spec``.
+
+    ``spec`` is ``"local"`` / ``None`` (start a LocalCluster of worker processes for this run),
+    a scheduler address ``tcp://host:port``, ``"kubernetes"`` (needs the ``kubernetes`` extra), or an
+    existing ``Client`` (used as is, not closed).
+    """
+    from distributed import Client, LocalCluster
+
+    settings = settings or Settings()
+    spec = settings.cluster if spec is None else spec
+    if isinstance(spec, Client):
+        yield spec
+        return
+    if spec == "local":
+        try:
+            cluster = LocalCluster(
+                n_workers=_local_workers(settings, workers), threads_per_worker=settings.threads_per_worker,
+                processes=True, host="127.0.0.1", dashboard_address=settings.dashboard_address,
+                memory_limit=settings.memory_limit, silence_logs=logging.ERROR,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise ClusterError(f"Could not start a local Dask cluster: {exc}") from exc
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+        return
+    if spec == "kubernetes":
+        try:
+            from dask_kubernetes.operator import KubeCluster
+        except ImportError:
+            raise ClusterError("--cluster kubernetes needs the kubernetes extra: pip install 'geoproc[kubernetes]'") from None
+        cluster = KubeCluster(name="geoproc", n_workers=_local_workers(settings, workers))
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+        return
+    try:
+        client = Client(spec, timeout="15s")
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"Cannot reach the Dask scheduler at {spec}: {exc}; is it running?") from None
+    try:
+        yield client
+    finally:
+        client.close()

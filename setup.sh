@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install everything geoproc and its tests need on Debian 12 / Python 3.11+, from the project root:
+#   * PostgreSQL 15 + PostGIS 3 (Debian packages; the tests start a private cluster, nothing system-wide)
+#   * a virtual environment in ./.venv with geoproc installed (editable) and its test extras
+#   * Azurite (the Azure Blob emulator) from npm into ./node_modules
+# Safe to re-run: each step is skipped or quick when already done.
+set -euo pipefail
+cd "$(dirname "$0")"
+log() { echo "[setup] $*" >&2; }
+
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  if ! dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || ! dpkg -s postgresql-15 >/dev/null 2>&1; then
+    log "apt: postgresql-15 postgresql-15-postgis-3"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends --no-upgrade postgresql-15 postgresql-15-postgis-3 >/dev/null
+  fi
+else
+  log "not root or no apt-get: skipping PostgreSQL/PostGIS (the Postgres tests will skip or fail)"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+log "pip install -e .[postgres,test]"
+.venv/bin/python -m pip install -q ${PIP_EXTRA:-} -e ".[postgres,test]" 2>&1 \
+  | { grep -v "is ignored: it is neither" || true; }
+
+if command -v npm >/dev/null; then
+  if [ ! -x node_modules/.bin/azurite-blob ]; then
+    log "npm install azurite"
+    [ -f package.json ] || echo '{"private": true}' > package.json
+    npm install --no-audit --no-fund --silent azurite@3 >/dev/null 2>&1
+  fi
+else
+  log "npm not found: skipping Azurite (the Azure tests will skip or fail)"
+fi
+log "ready: .venv/bin/geoproc --help"
