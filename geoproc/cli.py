@@ -244,7 +244,8 @@ def list_jobs(as_json: JsonOpt = False) -> None:
 def main() -> None:
     """Console entry point: user errors print one readable line, never a traceback."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # click returns the code of typer.Exit in this mode
+        sys.exit(rc if isinstance(rc, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

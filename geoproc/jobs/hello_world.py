@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,11 +21,13 @@ class Params(BaseModel):
     failure_rate: float = Field(
         0.0, ge=0.0, le=1.0, description="chance that a greeting attempt raises a transient error"
     )
+    delay: float = Field(0.0, ge=0.0, le=60.0, description="seconds each greeting takes (to watch progress)")
 
 
 def plan_greetings(params: Params, previous: None) -> Iterator[TaskSpec]:
     for i in range(params.n):
-        yield TaskSpec(key=str(i), params={"i": i, "message": params.message, "failure_rate": params.failure_rate})
+        yield TaskSpec(key=str(i), params={"i": i, "message": params.message, "failure_rate": params.failure_rate,
+                                              "delay": params.delay})
 
 
 def plan_replies(params: Params, greeting_keys: list[str]) -> Iterator[TaskSpec]:
@@ -34,6 +37,8 @@ def plan_replies(params: Params, greeting_keys: list[str]) -> Iterator[TaskSpec]
 
 def greet(params: JSON, ctx: TaskContext) -> JSON:
     """Say hello; with ``failure_rate`` > 0 fail transiently at random (seeded by task and attempt)."""
+    if params.get("delay"):
+        time.sleep(params["delay"])
     rate = params.get("failure_rate", 0.0)
     if rate:
         seed = hashlib.sha256(f"{ctx.task_id}:{ctx.attempt}".encode()).digest()
@@ -90,7 +95,7 @@ HelloWorld = JobType(
             description="one reply per greeting, fed its predecessor's result",
         ),
     ),
-    hash_exclude=frozenset({"failure_rate"}),
+    hash_exclude=frozenset({"failure_rate", "delay"}),
     failure_policy=PARTIAL_OK,
     finalize=finalize,
 )

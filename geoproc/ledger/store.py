@@ -116,9 +116,9 @@ class Ledger:
         stmt = self._insert(s.jobs).values(
             job_id=job_id, job_type=job_type, params=params, status="pending", stage=0, n_stages=n_stages,
             runs=0, cancel_requested=False, created_at=now, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["job_id"])
+        ).on_conflict_do_nothing(index_elements=["job_id"]).returning(s.jobs.c.job_id)
         with self.engine.begin() as c:
-            created = c.execute(stmt).rowcount == 1
+            created = c.execute(stmt).first() is not None
             if created:
                 self._event(c, job_id, "job_created", message=job_type)
         return created
@@ -238,7 +238,7 @@ class Ledger:
         q = sa.select(s.tasks.c.task_id, s.tasks.c.status).where(s.tasks.c.job_id == job_id,
                                                                    s.tasks.c.stage == stage)
         with self.engine.connect() as c:
-            return dict(c.execute(q).tuples().all())
+            return dict(c.execute(q).all())
 
     def results(self, task_ids: list[str]) -> dict[str, Any]:
         """Stored results of the given tasks (completed ones only)."""
@@ -247,7 +247,7 @@ class Ledger:
             for i in range(0, len(task_ids), 900):
                 q = sa.select(s.tasks.c.task_id, s.tasks.c.result).where(
                     s.tasks.c.task_id.in_(task_ids[i:i + 900]), s.tasks.c.status == TASK_DONE)
-                out.update(c.execute(q).tuples().all())
+                out.update(c.execute(q).all())
         return out
 
     def stream_results(self, job_id: str, stage: int, page: int = 2000) -> Iterator[dict[str, Any]]:
@@ -259,7 +259,7 @@ class Ledger:
                         s.tasks.c.seq > last)
                  .order_by(s.tasks.c.seq).limit(page))
             with self.engine.connect() as c:
-                rows = c.execute(q).tuples().all()
+                rows = c.execute(q).all()
             if not rows:
                 return
             for _seq, result in rows:
@@ -311,7 +311,7 @@ class Ledger:
              .where(s.tasks.c.job_id == job_id).group_by(s.tasks.c.stage, s.tasks.c.status))
         out: dict[int, dict[str, int]] = {}
         with self.engine.connect() as c:
-            for stage, status, n in c.execute(q).tuples():
+            for stage, status, n in c.execute(q):
                 out.setdefault(stage, {})[status] = n
         return out
 
@@ -341,7 +341,7 @@ class Ledger:
     def stage_results(self, job_id: str) -> dict[int, Any]:
         q = sa.select(s.stage_results.c.stage, s.stage_results.c.result).where(s.stage_results.c.job_id == job_id)
         with self.engine.connect() as c:
-            return dict(c.execute(q).tuples().all())
+            return dict(c.execute(q).all())
 
     def event(self, job_id: str, kind: str, **fields: Any) -> None:
         with self.engine.begin() as c:

@@ -1,0 +1,94 @@
+"""Job types used only by the engine tests: a handler that rejects some inputs as invalid.
+
+The module registers itself on import; the ``engine_client`` fixture uploads it to the Dask workers
+so that their handler registry knows it too.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from geoproc.errors import InvalidInput
+from geoproc.jobs import ALL_HANDLERS, ALL_JOBS
+from geoproc.model import ALL_OR_NOTHING, PARTIAL_OK, JobType, Stage, TaskSpec
+
+CALLS_DIR_ENV = "GEOPROC_TEST_CALLS"
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(10, ge=1, le=10_000)
+    bad: list[int] = Field(default_factory=list)
+
+
+def plan(params, previous):
+    return [TaskSpec(key=str(i), params={"i": i, "bad": i in params.bad}) for i in range(params.n)]
+
+
+def check(params, ctx):
+    if params["bad"]:
+        raise InvalidInput(f"item {params['i']} is corrupt", code="TEST_CORRUPT",
+                           remediation="Replace item with a good one.")
+    return {"i": params["i"]}
+
+
+def total(params, results):
+    return {"count": sum(1 for _ in results)}
+
+
+def _job(name, policy):
+    return JobType(name=name, description="engine test job", params=Params,
+                   stages=(Stage("check", handler="testjobs.check", plan=plan, aggregate=total),),
+                   failure_policy=policy)
+
+
+class FanParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: int = Field(5, ge=0, le=1000)
+
+
+def plan_list(params, previous):
+    return [TaskSpec(key="all", params={"items": params.items})]
+
+
+def list_items(params, ctx):
+    return {"names": [f"item{i:03d}" for i in range(params["items"])]}
+
+
+def collect(params, results):
+    return {"names": [n for r in results for n in r["names"]]}
+
+
+def plan_each(params, previous):
+    return [TaskSpec(key=name, params={"name": name}) for name in previous.value["names"]]
+
+
+def measure(params, ctx):
+    return {"name": params["name"], "length": len(params["name"])}
+
+
+def total_length(params, results):
+    return {"files": 0, "length": 0} | _sum(results)
+
+
+def _sum(results):
+    n = total = 0
+    for r in results:
+        n += 1
+        total += r["length"]
+    return {"files": n, "length": total}
+
+
+ALL_JOBS["test_fanout"] = JobType(
+    name="test_fanout", description="engine test job: list, then one task per listed item", params=FanParams,
+    stages=(Stage("list", handler="testjobs.list", plan=plan_list, aggregate=collect),
+            Stage("each", handler="testjobs.measure", plan=plan_each, aggregate=total_length)))
+ALL_HANDLERS["testjobs.list"] = list_items
+ALL_HANDLERS["testjobs.measure"] = measure
+ALL_JOBS["test_partial"] = _job("test_partial", PARTIAL_OK)
+ALL_JOBS["test_strict"] = _job("test_strict", ALL_OR_NOTHING)
+ALL_HANDLERS["testjobs.check"] = check
+
+
+def register_on_worker():
+    import testjobs  # noqa: F401  (uploaded with client.upload_file)
