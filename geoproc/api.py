@@ -47,6 +47,7 @@ class JobResult:
     wall_time: float = 0.0
     dashboard: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -61,7 +62,7 @@ class JobResult:
         return {"job_id": self.job_id, "job_type": self.job_type, "status": self.status, "result": self.result,
                 "error": self.error, "stages": [{"name": s.name, "counts": s.counts} for s in self.stages],
                 "duration": self.duration, "cached": self.cached, "executed": self.executed,
-                "progress": round(self.progress, 1), "params": self.params}
+                "progress": round(self.progress, 1), "params": self.params, "metrics": self.metrics}
 
     def _repr_html_(self) -> str:
         rows = "".join(f"<tr><td>{s.name}</td><td>{s.completed}/{s.total}</td><td>{s.counts}</td></tr>"
@@ -70,11 +71,14 @@ class JobResult:
                 f"<table><tr><th>stage</th><th>done</th><th>tasks</th></tr>{rows}</table>")
 
 
-def job_summary(ledger: Ledger, job: JobRecord, **extra: Any) -> JobResult:
-    """A :class:`JobResult` built from the ledger."""
+def job_summary(ledger: Ledger, job: JobRecord, *, with_metrics: bool = False, **extra: Any) -> JobResult:
+    """A :class:`JobResult` built from the ledger (``with_metrics`` reads every task row once)."""
     jt = get_job(job.job_type)
     counts = ledger.counts(job.job_id)
     stages = [StageSummary(st.name, counts.get(i, {})) for i, st in enumerate(jt.stages)]
+    if with_metrics:
+        per_stage = ledger.metrics(job.job_id)
+        extra["metrics"] = {jt.stages[i].name: m for i, m in sorted(per_stage.items()) if i < len(jt.stages)}
     return JobResult(job_id=job.job_id, job_type=job.job_type, status=job.status, result=job.result,
                      error=job.error, stages=stages, duration=job.duration, created_at=job.created_at,
                      params=job.params, **extra)
@@ -110,7 +114,7 @@ def resolve(job: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: str | Ledger | None = None,
         force: bool = False, wait: bool = True, on_event: Callable[[str, dict], None] | None = None,
-        settings: Settings | None = None, **params: Any) -> JobResult:
+        settings: Settings | None = None, _keep_failed: bool = False, **params: Any) -> JobResult:
     """Run a job to completion and return its :class:`JobResult`.
 
     ``job`` is a registered job type (``"hello_world"``) or a spec file path. Submitting a finished job
@@ -136,7 +140,8 @@ def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: st
 
     try:
         driver = Driver(jt, model, led, settings=settings, cluster=cluster, workers=workers, force=force,
-                        wait=wait, storage_options=resolve_storage_options(), on_event=sink)
+                        wait=wait, storage_options=resolve_storage_options(), on_event=sink,
+                        keep_failed=_keep_failed)
         record, cached = driver.run()
         return job_summary(led, record, cached=cached, executed=driver.executed,
                            wall_time=time.perf_counter() - t0, dashboard=dashboard.get("link"))
@@ -221,10 +226,39 @@ def submit(job: str, **kwargs: Any) -> JobHandle:
     return JobHandle(job, **kwargs)
 
 
+def retry(job_id: str, *, task_ids: list[str] | None = None, ledger: str | None = None,
+          settings: Settings | None = None, **kwargs: Any) -> JobResult:
+    """Re-run a job's failed, skipped and cancelled tasks (or only ``task_ids``), e.g. after fixing inputs.
+
+    Attempt counts and the failure events of earlier attempts are kept; the job is run again with
+    the parameters stored in the ledger.
+    """
+    settings = settings or Settings()
+    led = open_ledger(ledger or settings.ledger)
+    try:
+        job = led.find_job(job_id)
+        ids_ = None
+        if task_ids:
+            known = {t["task_id"] for t in led.list_tasks(job.job_id, limit=None)}
+            ids_ = [t if t in known else next((k for k in known if k.endswith("-" + t)), t) for t in task_ids]
+            unknown = [t for t in ids_ if t not in known]
+            if unknown:
+                from .errors import JobNotFound
+
+                raise JobNotFound(f"No task {unknown[0]!r} in job {job.job_id[:12]}; list them with "
+                                  f"`geoproc tasks {job.job_id[:12]}`.")
+        n = led.reset_tasks(job.job_id, statuses=["failed", "skipped", "cancelled"], task_ids=ids_)
+        led.update_job(job.job_id, status="pending")
+        led.event(job.job_id, "retry_requested", message=f"{n} tasks reset to pending")
+        return run(job.job_type, ledger=led, settings=settings, _keep_failed=bool(ids_), **kwargs, **job.params)
+    finally:
+        led.close()
+
+
 def status(job_id: str, ledger: str | None = None) -> JobResult:
     """The current state of a job (by id or unambiguous prefix) from the ledger."""
     led = open_ledger(ledger or Settings().ledger)
     try:
-        return job_summary(led, led.find_job(job_id))
+        return job_summary(led, led.find_job(job_id), with_metrics=True)
     finally:
         led.close()

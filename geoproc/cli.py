@@ -29,7 +29,7 @@ from . import api
 from .errors import ClusterError, GeoprocError, LedgerError, StorageError, UserError
 from .jobs import ALL_JOBS, get_job
 from .ledger import open_ledger
-from .report import progress_table, seconds, styled, when
+from .report import metrics_table, parse_since, progress_table, seconds, styled, when
 
 app = typer.Typer(help="Parallel raster ETL on Dask, with a resumable job ledger.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -135,7 +135,7 @@ def status(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous pre
     """Show a job: status, per-stage task counts, progress, durations, first errors."""
     led = open_ledger(ledger)
     job = led.find_job(job_id)
-    res = api.job_summary(led, job)
+    res = api.job_summary(led, job, with_metrics=True)
     failed = led.list_tasks(job.job_id, status="failed", limit=5)
     if as_json:
         d = res.to_dict()
@@ -143,6 +143,7 @@ def status(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous pre
         out.print_json(json.dumps(d, default=str))
         return
     out.print(progress_table(res))
+    out.print(metrics_table(res))
     out.print(f"created {when(job.created_at)}  started {when(job.started_at)}  finished {when(job.finished_at)}"
               f"  duration {seconds(job.duration)}  runs {job.runs}")
     for t in failed:
@@ -154,14 +155,26 @@ def status(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous pre
 @app.command()
 def jobs(status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
          type_: Annotated[str | None, typer.Option("--type", help="Only jobs of this type.")] = None,
+         since: Annotated[str | None, typer.Option(help="Created since: 7d, 12h, 30m or an ISO date.")] = None,
+         until: Annotated[str | None, typer.Option(help="Created until: same forms as --since.")] = None,
+         bbox: Annotated[str | None, typer.Option(help="west,south,east,north: jobs whose outputs intersect it.")] = None,
          limit: Annotated[int, typer.Option(help="Most jobs to show.")] = 20,
          ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
-    """List recent jobs."""
+    """List recent jobs, filtered by status, type, time range or output footprint."""
     led = open_ledger(ledger)
-    rows = led.list_jobs(status=status, job_type=type_, limit=limit)
+    box = None
+    if bbox:
+        try:
+            box = [float(v) for v in bbox.split(",")]
+            assert len(box) == 4 and box[0] <= box[2] and box[1] <= box[3]
+        except (ValueError, AssertionError):
+            raise typer.BadParameter(f"--bbox expects west,south,east,north with west<=east, south<=north; got {bbox!r}") from None
+    rows = led.list_jobs(status=status, job_type=type_, limit=limit, since=parse_since(since),
+                         until=parse_since(until), bbox=box)
     if as_json:
         out.print_json(json.dumps([{"job_id": j.job_id, "job_type": j.job_type, "status": j.status,
-                                    "created_at": j.created_at, "duration": j.duration} for j in rows]))
+                                    "created_at": j.created_at, "duration": j.duration, "bbox": j.bbox}
+                                   for j in rows]))
         return
     t = Table("job id", "type", "status", "created", "duration", "runs")
     for j in rows:
@@ -172,22 +185,46 @@ def jobs(status: Annotated[str | None, typer.Option(help="Only jobs with this st
 @app.command()
 def tasks(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous prefix.")],
           status: Annotated[str | None, typer.Option(help="Only tasks with this status.")] = None,
+          quarantined: Annotated[bool, typer.Option("--quarantined", help="Only tasks failed on invalid input.")] = False,
           limit: Annotated[int, typer.Option(help="Most tasks to show.")] = 50,
           ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
-    """List a job's tasks, with error codes and remediation for failed ones."""
+    """List a job's tasks; failed ones show their error code, and quarantined ones (invalid input) too."""
     led = open_ledger(ledger)
     job = led.find_job(job_id)
-    rows = led.list_tasks(job.job_id, status=status, limit=limit)
+    rows = led.list_tasks(job.job_id, status=status, limit=limit, error_kind="invalid" if quarantined else None)
     if as_json:
-        keys = ("task_id", "stage_name", "key", "status", "attempts", "error_code", "error_message", "remediation",
+        keys = ("task_id", "stage_name", "key", "status", "attempts", "error_kind", "error_code", "error_message", "remediation",
                 "worker", "started_at", "finished_at")
         out.print_json(json.dumps([{k: r[k] for k in keys} for r in rows], default=str))
         return
     t = Table("task id", "stage", "key", "status", "attempts", "error", "remediation")
     for r in rows:
-        t.add_row(r["task_id"], r["stage_name"], r["key"][:40], styled(r["status"]), str(r["attempts"]),
+        state = "quarantined" if r["error_kind"] == "invalid" and r["status"] == "failed" else r["status"]
+        t.add_row(r["task_id"], r["stage_name"], r["key"][:40], styled(state), str(r["attempts"]),
                   f"{r['error_code']}: {r['error_message']}" if r["error_code"] else "", r["remediation"] or "")
     out.print(t)
+
+
+@app.command()
+def retry(
+    job_id: Annotated[str, typer.Argument(help="Job id or unambiguous prefix.")],
+    failed: Annotated[bool, typer.Option("--failed", help="Re-run failed, skipped and cancelled tasks (default).")] = True,
+    task: Annotated[list[str], typer.Option("--task", help="Re-run only this task (id or key; repeatable).")] = [],  # noqa: B006
+    cluster: Annotated[str | None, typer.Option(help="local, tcp://HOST:PORT, or kubernetes.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes for a local cluster.")] = None,
+    ledger: LedgerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run a job's failed tasks after fixing their inputs; attempt history is kept."""
+    signal.signal(signal.SIGTERM, _handle_sigterm)
+    view = _ProgressView(enabled=not as_json)
+    with view.progress:
+        res = api.retry(job_id, task_ids=task or None, cluster=cluster, workers=workers, ledger=ledger, on_event=view)
+    if as_json:
+        out.print_json(json.dumps(res.to_dict(), default=str))
+    else:
+        _print_result(res)
+    raise typer.Exit(EXIT_STATUS.get(res.status, 1))
 
 
 @app.command()

@@ -94,7 +94,9 @@ class Stage:
     ``plan(params, previous)`` returns the task specs; ``previous`` is a list of the previous stage's
     task keys for a lineage stage, a :class:`StageOutput` otherwise (``None`` for the first stage).
     ``aggregate(params, results)`` reduces the stream of completed results to the stage's value.
-    ``heavy`` tasks get one Dask task each; light ones are batched.
+    ``heavy`` tasks get one Dask task each; light ones are batched. A ``volatile`` stage observes the
+    outside world (a container listing): it runs again on every submission, even of a completed job,
+    so that new or changed inputs get tasks of their own while completed ones are still skipped.
     """
 
     name: str
@@ -103,6 +105,7 @@ class Stage:
     aggregate: Aggregator | None = None
     lineage: bool = False
     heavy: bool = False
+    volatile: bool = False
     retry: RetryPolicy = RetryPolicy()
     description: str = ""
 

@@ -56,11 +56,13 @@ class Driver:
 
     def __init__(self, job_type: JobType, params: BaseModel, ledger: Ledger, *, settings: Settings | None = None,
                  cluster: Any = None, workers: int | None = None, force: bool = False, wait: bool = True,
-                 storage_options: dict | None = None, on_event: EventSink | None = None):
+                 storage_options: dict | None = None, on_event: EventSink | None = None,
+                 keep_failed: bool = False):
         self.jt, self.params, self.ledger = job_type, params, ledger
         self.settings = settings or Settings()
         self.cluster_spec, self.workers, self.force, self.wait = cluster, workers, force, wait
         self.storage_options = storage_options or {}
+        self.keep_failed = keep_failed  # `retry --task`: leave the other failed tasks as they are
         self.emit: EventSink = on_event or (lambda kind, data: None)
         self.job_id = job_type.job_id(params)
         self.owner = owner_token()
@@ -69,13 +71,15 @@ class Driver:
         self._lost = threading.Event()
         self._stop_hb = threading.Event()
         self._n_workers = 1
+        self._bbox: list[float] | None = None
 
     # --- entry -------------------------------------------------------------------------------------------
 
     def run(self) -> tuple[JobRecord, bool]:
         """Run the job; returns (final job record, whether it came from the ledger without running)."""
         job = self.ledger.get_job(self.job_id)
-        if job is not None and job.status in FINISHED and not self.force:
+        volatile = [i for i, st in enumerate(self.jt.stages) if st.volatile]
+        if job is not None and job.status in FINISHED and not self.force and not volatile:
             self.emit("cached", {"job_id": self.job_id, "status": job.status})
             return job, True
         self.ledger.create_job(self.job_id, self.jt.name, self.jt.normalized(self.params), len(self.jt.stages))
@@ -88,6 +92,8 @@ class Driver:
             if self.force:
                 self.ledger.reset_tasks(self.job_id)
                 self.ledger.event(self.job_id, "forced", message="all tasks reset to pending")
+            elif volatile:
+                self.ledger.reset_tasks(self.job_id, stages=volatile)  # re-list; planned tasks still skip
             job = self.ledger.get_job(self.job_id)
             assert job is not None
             now = time.time()
@@ -199,10 +205,21 @@ class Driver:
         if total == 0:
             status = "completed"  # an empty fan-out is a clean, complete job
         result = self.jt.finalize(self.params, values) if self.jt.finalize else values[-1]
+        self._record_bbox()
         error = None
         if failed:
             error = f"{failed} of {total} tasks did not complete; see `geoproc tasks {self.job_id[:12]} --status failed`"
         return status, result, error
+
+    def _record_bbox(self) -> None:
+        if self._bbox is None:
+            return
+        job = self.ledger.get_job(self.job_id)
+        if job is not None and job.bbox:
+            b = job.bbox
+            self._bbox = [min(b[0], self._bbox[0]), min(b[1], self._bbox[1]),
+                          max(b[2], self._bbox[2]), max(b[3], self._bbox[3])]
+        self.ledger.set_bbox(self.job_id, self._bbox)
 
     def _aggregate(self, stage_idx: int) -> Any:
         stage = self.jt.stages[stage_idx]
@@ -247,7 +264,8 @@ class Driver:
                     for n, sp in enumerate(specs)]
             self.ledger.add_tasks(rows)
             states = self.ledger.task_states(self.job_id, si)
-            pending = [r for r in rows if states.get(r["task_id"]) != "completed"]
+            skip = {"completed", "failed"} if self.keep_failed else {"completed"}
+            pending = [r for r in rows if states.get(r["task_id"]) not in skip]
             self.emit("stage", {"stage": si, "name": stage.name, "total": len(rows),
                                 "done": len(rows) - len(pending)})
             self.ledger.event(self.job_id, "stage_planned", stage=si,
@@ -353,9 +371,15 @@ class Driver:
     def _flush(self, buffer: list[dict]) -> None:
         if not buffer:
             return
-        self.ledger.record_outcomes(buffer)
+        if not self.ledger.record_outcomes(buffer, job_id=self.job_id, owner=self.owner):
+            self._lost.set()  # another driver took the job over; it will redo what we could not record
+            buffer.clear()
+            raise _Stop("lost")
         self.executed += sum(1 for o in buffer if o.get("attempts"))
-        for o in [o for o in buffer if o["status"] != "completed"][:20]:
-            self.ledger.event(self.job_id, "task_failed", task_id=o["task_id"],
-                              message=f"{o.get('error_code')}: {o.get('error_message')}")
+        for o in buffer:
+            bb = (o.get("result") or {}).get("bbox_wgs84") if o["status"] == "completed" else None
+            if isinstance(bb, (list, tuple)) and len(bb) == 4:
+                self._bbox = list(bb) if self._bbox is None else [
+                    min(self._bbox[0], bb[0]), min(self._bbox[1], bb[1]),
+                    max(self._bbox[2], bb[2]), max(self._bbox[3], bb[3])]
         buffer.clear()

@@ -50,7 +50,7 @@ def run_task(handler, item: Item, job: dict[str, str], stage: str, retry: RetryP
                 continue
             tb = "".join(traceback.format_exception(exc))[-4000:]
             return {"task_id": task_id, "status": "failed", "result": None, "attempts": attempt,
-                    "error_code": code, "error_message": f"{type(exc).__name__}: {exc}"[:2000],
+                    "error_kind": kind, "error_code": code, "error_message": f"{type(exc).__name__}: {exc}"[:2000],
                     "remediation": remediation, "traceback": tb if kind != INVALID else tb[-1500:],
                     "worker": worker, "started_at": started, "finished_at": time.time()}
 

@@ -42,6 +42,11 @@ jobs = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("started_at", sa.Float),
     sa.Column("finished_at", sa.Float),
+    # footprint of the job's outputs in WGS84 (union of task results' bbox_wgs84), for `jobs --bbox`
+    sa.Column("west", sa.Float),
+    sa.Column("south", sa.Float),
+    sa.Column("east", sa.Float),
+    sa.Column("north", sa.Float),
     sa.Index("ix_jobs_status", "status"),
     sa.Index("ix_jobs_type", "job_type"),
     sa.Index("ix_jobs_created", "created_at"),
@@ -62,6 +67,7 @@ tasks = sa.Table(
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("result", JSONType),
+    sa.Column("error_kind", sa.String(16)),  # transient | invalid (quarantined) | unexpected
     sa.Column("error_code", sa.String(64)),
     sa.Column("error_message", sa.Text),
     sa.Column("remediation", sa.Text),

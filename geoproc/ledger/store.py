@@ -26,7 +26,7 @@ TASK_DONE = "completed"
 
 _TASK_COLUMNS = (
     "task_id", "job_id", "stage", "stage_name", "seq", "key", "handler", "params", "parent_id", "status",
-    "attempts", "result", "error_code", "error_message", "remediation", "traceback", "worker",
+    "attempts", "result", "error_kind", "error_code", "error_message", "remediation", "traceback", "worker",
     "started_at", "finished_at", "updated_at",
 )
 
@@ -49,6 +49,14 @@ class JobRecord:
     updated_at: float
     started_at: float | None
     finished_at: float | None
+    west: float | None = None
+    south: float | None = None
+    east: float | None = None
+    north: float | None = None
+
+    @property
+    def bbox(self) -> list[float] | None:
+        return None if self.west is None else [self.west, self.south, self.east, self.north]
 
     @property
     def terminal(self) -> bool:
@@ -150,8 +158,16 @@ class Ledger:
             c.execute(sa.update(s.jobs).where(s.jobs.c.job_id == job_id).values(**values))
 
     def list_jobs(self, status: str | None = None, job_type: str | None = None, limit: int = 20,
-                  since: float | None = None) -> list[JobRecord]:
+                  since: float | None = None, until: float | None = None,
+                  bbox: list[float] | None = None) -> list[JobRecord]:
+        """Recent jobs, newest first; ``bbox`` (west, south, east, north) keeps jobs whose outputs touch it."""
         q = sa.select(s.jobs).order_by(s.jobs.c.created_at.desc()).limit(limit)
+        if until:
+            q = q.where(s.jobs.c.created_at <= until)
+        if bbox:
+            w, so, e, n = bbox
+            j = s.jobs.c
+            q = q.where(j.west.is_not(None), j.west <= e, j.east >= w, j.south <= n, j.north >= so)
         if status:
             q = q.where(s.jobs.c.status == status)
         if job_type:
@@ -266,29 +282,53 @@ class Ledger:
                 yield result
             last = rows[-1][0]
 
-    def record_outcomes(self, outcomes: list[dict[str, Any]]) -> None:
-        """Write a batch of task outcomes in one transaction (the driver's only hot write)."""
+    def record_outcomes(self, outcomes: list[dict[str, Any]], job_id: str | None = None,
+                        owner: str | None = None) -> bool:
+        """Write a batch of task outcomes in one transaction (the driver's only hot write).
+
+        With ``owner`` the write is fenced: it happens only while that driver still holds the job's
+        lease, so a driver that lost its lease (paused, then taken over) cannot overwrite newer state.
+        Every failure is also appended to the job's events, which keeps the attempt history.
+        """
         if not outcomes:
-            return
+            return True
         now = time.time()
         t = s.tasks
         stmt = (sa.update(t).where(t.c.task_id == sa.bindparam("b_id"))
                 .values(status=sa.bindparam("b_status"), attempts=t.c.attempts + sa.bindparam("b_attempts"),
-                        result=sa.bindparam("b_result"), error_code=sa.bindparam("b_code"),
+                        result=sa.bindparam("b_result"), error_kind=sa.bindparam("b_kind"),
+                        error_code=sa.bindparam("b_code"),
                         error_message=sa.bindparam("b_msg"), remediation=sa.bindparam("b_rem"),
                         traceback=sa.bindparam("b_tb"), worker=sa.bindparam("b_worker"),
                         started_at=sa.bindparam("b_start"), finished_at=sa.bindparam("b_end"),
                         updated_at=now))
         rows = [{"b_id": o["task_id"], "b_status": o["status"], "b_attempts": o.get("attempts", 0),
-                 "b_result": o.get("result"), "b_code": o.get("error_code"), "b_msg": o.get("error_message"),
-                 "b_rem": o.get("remediation"), "b_tb": o.get("traceback"), "b_worker": o.get("worker"),
-                 "b_start": o.get("started_at"), "b_end": o.get("finished_at")} for o in outcomes]
+                 "b_result": o.get("result"), "b_kind": o.get("error_kind"), "b_code": o.get("error_code"),
+                 "b_msg": o.get("error_message"), "b_rem": o.get("remediation"), "b_tb": o.get("traceback"),
+                 "b_worker": o.get("worker"), "b_start": o.get("started_at"), "b_end": o.get("finished_at")}
+                for o in outcomes]
+        failures = [{"job_id": job_id, "at": now, "kind": "task_failed" if o["status"] == "failed" else "task_skipped",
+                     "task_id": o["task_id"], "message": f"{o.get('error_code')}: {o.get('error_message')}",
+                     "data": {"attempts": o.get("attempts"), "kind": o.get("error_kind")}}
+                    for o in outcomes if o["status"] != "completed" and job_id]
         with self.engine.begin() as c:
+            if owner is not None:
+                q = sa.select(s.jobs.c.lease_owner).where(s.jobs.c.job_id == job_id)
+                if self.dialect == "postgresql":
+                    q = q.with_for_update()  # a takeover waits until this batch is written
+                if c.execute(q).scalar() != owner:
+                    return False
             c.execute(stmt, rows)
+            if failures:
+                c.execute(sa.insert(s.events), failures)
+        return True
 
-    def reset_tasks(self, job_id: str, statuses: Iterable[str] | None = None, task_ids: list[str] | None = None) -> int:
+    def reset_tasks(self, job_id: str, statuses: Iterable[str] | None = None, task_ids: list[str] | None = None,
+                    stages: list[int] | None = None) -> int:
         """Put tasks back to pending (``--force``, ``retry``); attempts are kept as history."""
         q = sa.update(s.tasks).where(s.tasks.c.job_id == job_id)
+        if stages is not None:
+            q = q.where(s.tasks.c.stage.in_(stages))
         if statuses is not None:
             q = q.where(s.tasks.c.status.in_(list(statuses)))
         if task_ids is not None:
@@ -316,8 +356,10 @@ class Ledger:
         return out
 
     def list_tasks(self, job_id: str, status: str | None = None, stage: int | None = None,
-                   limit: int | None = 100) -> list[dict[str, Any]]:
+                   limit: int | None = 100, error_kind: str | None = None) -> list[dict[str, Any]]:
         q = sa.select(s.tasks).where(s.tasks.c.job_id == job_id).order_by(s.tasks.c.stage, s.tasks.c.seq)
+        if error_kind:
+            q = q.where(s.tasks.c.error_kind == error_kind)
         if status:
             q = q.where(s.tasks.c.status == status)
         if stage is not None:
@@ -326,6 +368,48 @@ class Ledger:
             q = q.limit(limit)
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(q).mappings()]
+
+    def metrics(self, job_id: str, page: int = 5000) -> dict[int, dict[str, Any]]:
+        """Per stage: tasks, failures, retries, busy seconds, span, tasks/s, bytes read and written.
+
+        Bytes come from the ``metrics`` dict handlers may put in their results
+        (``{"bytes_read": n, "bytes_written": m}``).
+        """
+        t = s.tasks
+        out: dict[int, dict[str, Any]] = {}
+        last = (-1, -1)
+        while True:
+            q = (sa.select(t.c.stage, t.c.seq, t.c.status, t.c.attempts, t.c.started_at, t.c.finished_at, t.c.result)
+                 .where(t.c.job_id == job_id, sa.tuple_(t.c.stage, t.c.seq) > sa.tuple_(*last))
+                 .order_by(t.c.stage, t.c.seq).limit(page))
+            with self.engine.connect() as c:
+                rows = c.execute(q).all()
+            if not rows:
+                break
+            for stage, _seq, status, attempts, t0, t1, result in rows:
+                m = out.setdefault(stage, {"tasks": 0, "failed": 0, "retries": 0, "busy_s": 0.0, "first": None,
+                                           "last": None, "bytes_read": 0, "bytes_written": 0})
+                m["tasks"] += 1
+                m["failed"] += status == "failed"
+                m["retries"] += max(0, (attempts or 0) - 1)
+                if t0 and t1:
+                    m["busy_s"] += t1 - t0
+                    m["first"] = t0 if m["first"] is None else min(m["first"], t0)
+                    m["last"] = t1 if m["last"] is None else max(m["last"], t1)
+                if isinstance(result, dict) and isinstance(result.get("metrics"), dict):
+                    m["bytes_read"] += int(result["metrics"].get("bytes_read", 0) or 0)
+                    m["bytes_written"] += int(result["metrics"].get("bytes_written", 0) or 0)
+            last = (rows[-1][0], rows[-1][1])
+        for m in out.values():
+            span = (m["last"] - m["first"]) if m["first"] is not None else 0.0
+            m["span_s"] = round(span, 3)
+            m["tasks_per_s"] = round(m["tasks"] / span, 1) if span > 0 else None
+            m["busy_s"] = round(m["busy_s"], 3)
+        return out
+
+    def set_bbox(self, job_id: str, bbox: list[float] | None) -> None:
+        if bbox:
+            self.update_job(job_id, west=bbox[0], south=bbox[1], east=bbox[2], north=bbox[3])
 
     # --- stage results and events ------------------------------------------------------------------------
 

@@ -19,17 +19,24 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
     n: int = Field(10, ge=1, le=10_000)
     bad: list[int] = Field(default_factory=list)
+    inputs: str | None = None  # a directory of <i>.txt files; one that reads "bad" is invalid input
 
 
 def plan(params, previous):
-    return [TaskSpec(key=str(i), params={"i": i, "bad": i in params.bad}) for i in range(params.n)]
+    return [TaskSpec(key=str(i), params={"i": i, "bad": i in params.bad, "inputs": params.inputs})
+            for i in range(params.n)]
 
 
 def check(params, ctx):
-    if params["bad"]:
-        raise InvalidInput(f"item {params['i']} is corrupt", code="TEST_CORRUPT",
+    i = params["i"]
+    text = ""
+    if params.get("inputs"):
+        with open(f"{params['inputs']}/{i}.txt") as f:
+            text = f.read().strip()
+    if params["bad"] or text == "bad":
+        raise InvalidInput(f"item {i} is corrupt", code="TEST_CORRUPT",
                            remediation="Replace item with a good one.")
-    return {"i": params["i"]}
+    return {"i": i, "bbox_wgs84": [i, i, i + 0.5, i + 0.5], "metrics": {"bytes_read": 100, "bytes_written": 10}}
 
 
 def total(params, results):
@@ -45,13 +52,18 @@ def _job(name, policy):
 class FanParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: int = Field(5, ge=0, le=1000)
+    directory: str | None = None  # list this directory instead of inventing `items` names
 
 
 def plan_list(params, previous):
-    return [TaskSpec(key="all", params={"items": params.items})]
+    return [TaskSpec(key="all", params={"items": params.items, "directory": params.directory})]
 
 
 def list_items(params, ctx):
+    import os
+
+    if params.get("directory"):
+        return {"names": sorted(os.listdir(params["directory"]))}
     return {"names": [f"item{i:03d}" for i in range(params["items"])]}
 
 
@@ -81,7 +93,7 @@ def _sum(results):
 
 ALL_JOBS["test_fanout"] = JobType(
     name="test_fanout", description="engine test job: list, then one task per listed item", params=FanParams,
-    stages=(Stage("list", handler="testjobs.list", plan=plan_list, aggregate=collect),
+    stages=(Stage("list", handler="testjobs.list", plan=plan_list, aggregate=collect, volatile=True),
             Stage("each", handler="testjobs.measure", plan=plan_each, aggregate=total_length)))
 ALL_HANDLERS["testjobs.list"] = list_items
 ALL_HANDLERS["testjobs.measure"] = measure
