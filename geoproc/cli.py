@@ -260,6 +260,23 @@ def events(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous pre
     out.print(t)
 
 
+@app.command()
+def doctor(
+    storage: Annotated[str | None, typer.Option(help="A location to test: list, write, read, GDAL open (e.g. az://container/prefix).")] = None,
+    cluster: Annotated[str | None, typer.Option(help="A Dask scheduler address to test.")] = None,
+    pgstac_dsn: Annotated[str | None, typer.Option(envvar="GEOPROC_PGSTAC_DSN", help="A pgstac database to test.")] = None,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Check the ledger, storage credentials, cluster, pgstac and GDAL; stop at the first broken part."""
+    from .doctor import run_checks
+
+    for check in run_checks(ledger=ledger, storage=storage, cluster=cluster, pgstac_dsn=pgstac_dsn):
+        mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
+        out.print(f"{mark} {check.name}: {check.detail}", highlight=False, soft_wrap=True)
+        if not check.ok:
+            raise typer.Exit(5)
+
+
 @app.command("list")
 def list_jobs(as_json: JsonOpt = False) -> None:
     """List the job types and their parameters (from the registry)."""
