@@ -29,7 +29,7 @@ from ..ledger.store import JobRecord
 from ..model import JobType, Stage, StageOutput, TaskSpec
 from ..settings import Settings
 from . import cluster as cluster_mod
-from .worker import run_chunk
+from .worker import Credentials, run_chunk
 
 EventSink = Callable[[str, dict[str, Any]], None]
 FINISHED = frozenset({"completed", "completed_with_errors"})
@@ -61,7 +61,7 @@ class Driver:
         self.jt, self.params, self.ledger = job_type, params, ledger
         self.settings = settings or Settings()
         self.cluster_spec, self.workers, self.force, self.wait = cluster, workers, force, wait
-        self.storage_options = storage_options or {}
+        self.storage_options = Credentials(storage_options or {})
         self.keep_failed = keep_failed  # `retry --task`: leave the other failed tasks as they are
         self.emit: EventSink = on_event or (lambda kind, data: None)
         self.job_id = job_type.job_id(params)
@@ -303,6 +303,8 @@ class Driver:
     # --- running -----------------------------------------------------------------------------------------
 
     def _submit_and_collect(self, chunks: list[_Chunk]) -> None:
+        import dask
+
         client = self._client
         run_token = self.owner.rsplit(":", 1)[-1][-6:]
         job = {"job_id": self.job_id, "job_type": self.jt.name}
@@ -312,9 +314,12 @@ class Driver:
         for c in chunks:
             stage = self.jt.stages[c.stage]
             key = ids.chunk_key(self.jt.name, stage.name, self.job_id, c.items[0][1], run_token)
-            fut = client.submit(run_chunk, stage.handler, job, stage.name, c.items, stage.retry,
-                                self.storage_options, c.parents, *[futures[u] for u in c.upstream],
-                                key=key, priority=c.stage - base_stage, retries=2)
+            # annotations show on the dashboard's task info: which job, stage and tasks a key runs
+            with dask.annotate(geoproc_job=self.job_id[:12], geoproc_stage=stage.name,
+                               geoproc_tasks=len(c.items)):
+                fut = client.submit(run_chunk, stage.handler, job, stage.name, c.items, stage.retry,
+                                    self.storage_options, c.parents, *[futures[u] for u in c.upstream],
+                                    key=key, priority=c.stage - base_stage, retries=2)
             fut.add_done_callback(done_q.put)
             futures.append(fut)
         index = {f.key: n for n, f in enumerate(futures)}

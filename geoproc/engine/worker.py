@@ -20,6 +20,18 @@ from .retry import INVALID, TRANSIENT, classify
 Item = tuple[str, str, dict[str, Any], str | None]
 
 
+class Credentials(dict):
+    """Storage options shipped with each batch; a dict whose repr never shows its values.
+
+    Dask may log a task's arguments when it fails; credentials must not appear there.
+    """
+
+    def __repr__(self) -> str:
+        return f"Credentials({', '.join(self)}: <redacted>)"
+
+    __str__ = __repr__
+
+
 def _worker_name() -> str:
     try:
         from distributed import get_worker
