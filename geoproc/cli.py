@@ -277,6 +277,16 @@ def doctor(
             raise typer.Exit(5)
 
 
+@app.command()
+def report(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous prefix.")],
+           html: Annotated[str, typer.Option("--html", help="Write the one-page HTML report to this file.")],
+           ledger: LedgerOpt = None) -> None:
+    """Write a one-page HTML report of a job: stages, timings, errors with remediation, quicklooks."""
+    from .htmlreport import write_html_report
+
+    out.print(f"Report written to {write_html_report(job_id, html, ledger=ledger)}", soft_wrap=True, highlight=False)
+
+
 @app.command("list")
 def list_jobs(as_json: JsonOpt = False) -> None:
     """List the job types and their parameters (from the registry)."""
@@ -298,7 +308,9 @@ def list_jobs(as_json: JsonOpt = False) -> None:
 def main() -> None:
     """Console entry point: user errors print one readable line, never a traceback."""
     try:
-        rc = app(standalone_mode=False)  # click returns the code of typer.Exit in this mode
+        rc = app(standalone_mode=False)  # returns typer.Exit's code; typer turns Ctrl-C into 130
+        if rc == 130:
+            err.print("Interrupted; the ledger records where the job stopped. Run it again to resume.")
         sys.exit(rc if isinstance(rc, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -314,7 +326,8 @@ def main() -> None:
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()
             sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, click.exceptions.Abort):  # click turns KeyboardInterrupt into Abort
+            err.print("Interrupted; the ledger records where the job stopped. Run it again to resume.")
             sys.exit(130)
         raise
 

@@ -78,3 +78,19 @@ def test_two_processes_submitting_the_same_job_execute_it_once(dask_cluster, sql
     assert led.get_job(jid).runs == 1
     assert [e["kind"] for e in led.events(jid)].count("run_started") == 1
     assert all(t["attempts"] == 1 for t in led.list_tasks(jid, limit=None))
+
+
+def test_sigterm_records_a_clean_interrupted_state(dask_cluster, sqlite_url):
+    jid = _job_id(n=2000)
+    p = spawn("run", "hello_world", "--set", "n=2000", "--set", "delay=0.01", "--cluster", dask_cluster,
+              "--ledger", sqlite_url)
+    led = open_ledger(sqlite_url)
+    wait_for(lambda: led.get_job(jid) and _completed(led, jid) > 0, timeout=60, interval=0.05)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(60) == 130
+    assert "Run it again to resume" in p.stderr.read()
+    job = led.get_job(jid)
+    assert job.status == "interrupted" and job.lease_owner is None
+    done = sum(c.get("completed", 0) for c in led.counts(jid).values())
+    res = geoproc.run("hello_world", n=2000, cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed" and res.executed == 4000 - done
