@@ -102,11 +102,16 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a job (or resume it); a finished job returns its stored result at once."""
+    _run_and_report(lambda view: api.run(job, cluster=cluster, workers=workers, ledger=ledger, force=force,
+                                         on_event=view, **parse_sets(set_)), as_json)
+
+
+def _run_and_report(start: Any, as_json: bool) -> None:
+    """Run ``start(progress_view)`` with progress bars, print the result, exit with the job's code."""
     signal.signal(signal.SIGTERM, _handle_sigterm)
     view = _ProgressView(enabled=not as_json)
     with view.progress:
-        res = api.run(job, cluster=cluster, workers=workers, ledger=ledger, force=force, on_event=view,
-                      **parse_sets(set_))
+        res = start(view)
     if as_json:
         out.print_json(json.dumps(res.to_dict(), default=str))
     else:
@@ -216,15 +221,8 @@ def retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-run a job's failed tasks after fixing their inputs; attempt history is kept."""
-    signal.signal(signal.SIGTERM, _handle_sigterm)
-    view = _ProgressView(enabled=not as_json)
-    with view.progress:
-        res = api.retry(job_id, task_ids=task or None, cluster=cluster, workers=workers, ledger=ledger, on_event=view)
-    if as_json:
-        out.print_json(json.dumps(res.to_dict(), default=str))
-    else:
-        _print_result(res)
-    raise typer.Exit(EXIT_STATUS.get(res.status, 1))
+    _run_and_report(lambda view: api.retry(job_id, task_ids=task or None, cluster=cluster, workers=workers,
+                                           ledger=ledger, on_event=view), as_json)
 
 
 @app.command()

@@ -16,6 +16,17 @@ def _local_workers(settings: Settings, workers: int | None) -> int:
     return workers or settings.workers or max(1, min(os.cpu_count() or 1, 8))
 
 
+def _serve(cluster: Any) -> Iterator[Any]:
+    """A client of a cluster this run started; both are closed when the run ends."""
+    from distributed import Client
+
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
 @contextmanager
 def connect(spec: Any = None, *, workers: int | None = None, settings: Settings | None = None) -> Iterator[Any]:
     """Yield a ``distributed.Client`` for ``spec``.
@@ -40,23 +51,14 @@ def connect(spec: Any = None, *, workers: int | None = None, settings: Settings 
             )
         except Exception as exc:  # noqa: BLE001
             raise ClusterError(f"Could not start a local Dask cluster: {exc}") from exc
-        try:
-            with Client(cluster) as client:
-                yield client
-        finally:
-            cluster.close()
+        yield from _serve(cluster)
         return
     if spec == "kubernetes":
         try:
             from dask_kubernetes.operator import KubeCluster
         except ImportError:
             raise ClusterError("--cluster kubernetes needs the kubernetes extra: pip install 'geoproc[kubernetes]'") from None
-        cluster = KubeCluster(name="geoproc", n_workers=_local_workers(settings, workers))
-        try:
-            with Client(cluster) as client:
-                yield client
-        finally:
-            cluster.close()
+        yield from _serve(KubeCluster(name="geoproc", n_workers=_local_workers(settings, workers)))
         return
     try:
         client = Client(spec, timeout="15s")
