@@ -125,9 +125,11 @@ def check_pgstac(dsn: str) -> str:
     import psycopg
 
     with psycopg.connect(dsn, connect_timeout=10, options="-c search_path=pgstac,public") as c:
-        version = c.execute("SELECT pgstac.get_version()").fetchone()[0]
-        n = c.execute("SELECT count(*) FROM pgstac.collections").fetchone()[0]
-    return f"pgstac {version}, {n} collections"
+        version = c.execute("SELECT pgstac.get_version()").fetchone()
+        n = c.execute("SELECT count(*) FROM pgstac.collections").fetchone()
+    if version is None or n is None:
+        raise RuntimeError("pgstac returned no version; run `geoproc stac setup`")
+    return f"pgstac {version[0]}, {n[0]} collections"
 
 
 def run_checks(*, ledger: str | None = None, storage: str | None = None, cluster: str | None = None,

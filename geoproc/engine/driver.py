@@ -185,11 +185,14 @@ class Driver:
                     if bad and (self.jt.failure_policy.tolerate == 0 or good == 0):
                         break  # the next stages would plan from a broken result
                     last = segment[-1]
-                    previous = StageOutput(values[last], lambda last=last: self.ledger.stream_results(self.job_id, last))
+                    previous = StageOutput(values[last], self._results_of(last))
                     i = last + 1
             except _Stop as stop:
                 return self._stopped(stop.reason)
         return self._conclude(values)
+
+    def _results_of(self, stage_idx: int) -> Callable[[], Any]:
+        return lambda: self.ledger.stream_results(self.job_id, stage_idx)
 
     def _stopped(self, reason: str) -> tuple[str | None, Any, str | None]:
         if reason == "lost":
@@ -258,7 +261,7 @@ class Driver:
             stage = self.jt.stages[si]
             specs = self._plan(si, previous if depth == 0 else prev_keys)
             prev_keys = [sp.key for sp in specs]
-            rows = [{"task_id": self._tid(si, sp.key), "job_id": self.job_id, "stage": si, "stage_name": stage.name,
+            rows: list[dict[str, Any]] = [{"task_id": self._tid(si, sp.key), "job_id": self.job_id, "stage": si, "stage_name": stage.name,
                      "seq": n, "key": sp.key, "handler": stage.handler, "params": sp.params,
                      "parent_id": self._tid(si - 1, sp.parent) if sp.parent is not None else None}
                     for n, sp in enumerate(specs)]

@@ -56,7 +56,8 @@ class JobRecord:
 
     @property
     def bbox(self) -> list[float] | None:
-        return None if self.west is None else [self.west, self.south, self.east, self.north]
+        box = [self.west, self.south, self.east, self.north]
+        return None if any(v is None for v in box) else [float(v) for v in box if v is not None]
 
     @property
     def terminal(self) -> bool:
