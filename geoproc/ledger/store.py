@@ -476,8 +476,16 @@ def open_ledger(url: str | None = None) -> Ledger:
     url = url or default_url()
     try:
         engine = _engine(url)
+        for attempt in range(3):  # two processes creating a new ledger at once: the loser retries
+            try:
+                with engine.begin() as c:
+                    s.metadata.create_all(c)
+                break
+            except sa.exc.SQLAlchemyError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
         with engine.begin() as c:
-            s.metadata.create_all(c)
             version = c.execute(sa.select(s.meta.c.value).where(s.meta.c.key == "schema_version")).scalar()
             if version is None:
                 c.execute(sa.insert(s.meta).values(key="schema_version", value=str(s.SCHEMA_VERSION)))

@@ -15,7 +15,6 @@ def test_worker_killed_mid_job_completes(tmp_path):
     url = f"sqlite:///{tmp_path}/ledger.db"
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        pids = client.run(os.getpid)
         killed = {}
 
         def kill_one():
@@ -26,7 +25,7 @@ def test_worker_killed_mid_job_completes(tmp_path):
                 if job and led.counts(job[0].job_id).get(0, {}).get("completed", 0) >= 20:
                     break
                 time.sleep(0.05)
-            addr, pid = next(iter(pids.items()))
+            addr, pid = next(iter(client.run(os.getpid).items()))
             os.kill(pid, signal.SIGKILL)
             killed["addr"] = addr
 
