@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything geoproc and its tests need on Debian 12 / Python 3.11+, from the project root:
 #   * PostgreSQL 15 + PostGIS 3 (Debian packages; the tests start a private cluster, nothing system-wide)
+#   * Chromium (Debian package; the tests render the HTML job report in it, headless)
 #   * a virtual environment in ./.venv with geoproc installed (editable) and its test extras
 #   * Azurite (the Azure Blob emulator) from npm into ./node_modules
 # Safe to re-run: each step is skipped or quick when already done.
@@ -9,14 +10,18 @@ cd "$(dirname "$0")"
 log() { echo "[setup] $*" >&2; }
 
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  if ! dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1 || ! dpkg -s postgresql-15 >/dev/null 2>&1; then
-    log "apt: postgresql-15 postgresql-15-postgis-3"
+  APT_PACKAGES="postgresql-15 postgresql-15-postgis-3 chromium"
+  missing_pkgs=""
+  for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing_pkgs="$missing_pkgs $p"; done
+  if [ -n "$missing_pkgs" ]; then
+    log "apt:$missing_pkgs"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends --no-upgrade postgresql-15 postgresql-15-postgis-3 >/dev/null
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends --no-upgrade $missing_pkgs >/dev/null
   fi
 else
-  log "not root or no apt-get: skipping PostgreSQL/PostGIS (the Postgres tests will skip or fail)"
+  log "not root or no apt-get: skipping PostgreSQL/PostGIS and Chromium (their tests will skip or fail)"
 fi
 
 PY=${PYTHON:-python3}

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import api
-from .errors import ClusterError, GeoprocError, LedgerError, StorageError, UserError
+from .errors import ClusterError, GeoprocError, LedgerError, PgstacError, StorageError, UserError
 from .jobs import ALL_JOBS, get_job
 from .ledger import open_ledger
 from .report import metrics_table, parse_since, progress_table, seconds, styled, when
@@ -38,7 +38,7 @@ err = Console(stderr=True)
 
 EXIT_STATUS = {"completed": 0, "failed": 1, "completed_with_errors": 3, "cancelled": 4, "interrupted": 130}
 EXIT_ERROR: list[tuple[type[BaseException], int]] = [
-    (UserError, 2), (LedgerError, 5), (StorageError, 5), (ClusterError, 5), (GeoprocError, 1),
+    (UserError, 2), (LedgerError, 5), (StorageError, 5), (ClusterError, 5), (PgstacError, 5), (GeoprocError, 1),
 ]
 
 LedgerOpt = Annotated[str | None, typer.Option("--ledger", envvar="GEOPROC_LEDGER",
@@ -132,6 +132,25 @@ def _print_result(res: api.JobResult) -> None:
     if res.error:
         err.print(f"[yellow]{res.error}[/]")
     out.print(f"job id: {res.job_id}  status: {styled(res.status)}  duration: {seconds(res.duration)}")
+
+
+@app.command()
+def cog(
+    src: Annotated[str, typer.Argument(help="A raster, or a directory / container / prefix of rasters (URL).")],
+    dst: Annotated[str, typer.Argument(help="Output prefix (or the exact .tif for a single input).")],
+    target_crs: Annotated[str, typer.Option("--target-crs", help="Output CRS, or 'keep'.")] = "EPSG:4326",
+    tier: Annotated[str, typer.Option(help="visualization, analysis or archive.")] = "analysis",
+    set_: Annotated[list[str], typer.Option("--set", "-s", help="More `cog` parameters as key=value.")] = [],  # noqa: B006
+    cluster: Annotated[str | None, typer.Option(help="local, tcp://HOST:PORT, or kubernetes.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes for a local cluster.")] = None,
+    ledger: LedgerOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-run every task, even completed ones.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert rasters to Cloud-Optimized GeoTIFFs: short for `geoproc run cog --set input=SRC ...`."""
+    params = {"input": src, "output": dst, "target_crs": target_crs, "tier": tier, **parse_sets(set_)}
+    _run_and_report(lambda view: api.run("cog", cluster=cluster, workers=workers, ledger=ledger, force=force,
+                                         on_event=view, **params), as_json)
 
 
 @app.command()
@@ -259,6 +278,15 @@ def events(job_id: Annotated[str, typer.Argument(help="Job id or unambiguous pre
 
 
 @app.command()
+def samples(directory: Annotated[str, typer.Argument(help="Directory to write the sample rasters into.")]) -> None:
+    """Write small sample GeoTIFFs (a UTM DEM, an RGB image, a land-cover map) to try geoproc on."""
+    from .raster.samples import write_samples
+
+    for path in write_samples(directory):
+        out.print(str(path))
+
+
+@app.command()
 def doctor(
     storage: Annotated[str | None, typer.Option(help="A location to test: list, write, read, GDAL open (e.g. az://container/prefix).")] = None,
     cluster: Annotated[str | None, typer.Option(help="A Dask scheduler address to test.")] = None,
@@ -301,6 +329,42 @@ def list_jobs(as_json: JsonOpt = False) -> None:
             t.add_row(p["name"] + ("" if p["hashed"] else " *"), p["type"], default, p["bounds"], p["help"])
         out.print(t)
     out.print("* not part of the job id")
+
+
+stac_app = typer.Typer(help="STAC: set up a pgstac database.", no_args_is_help=True)
+app.add_typer(stac_app, name="stac")
+
+
+@stac_app.command("setup")
+def stac_setup(
+    dsn: Annotated[str | None, typer.Option(envvar="GEOPROC_PGSTAC_DSN",
+                                            help="pgstac database (postgresql://USER@HOST:PORT/DB).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Install or upgrade pgstac in a database (pypgstac migrate) and report its version; safe to re-run."""
+    from .stac.pgstac import redact_dsn, resolve_dsn, setup
+
+    try:
+        info = setup(resolve_dsn(dsn))
+    except GeoprocError as exc:
+        err.print(f"[red]{exc}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(5) from None
+    except Exception as exc:  # noqa: BLE001 - a database error; the DSN is shown without its password
+        from .stac.pgstac import split_dsn
+
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        secret = split_dsn(dsn)[1] if dsn else None
+        if secret:
+            detail = detail.replace(secret, "***")
+        err.print(f"pgstac setup failed on {redact_dsn(dsn or '')}: {type(exc).__name__}: {detail}",
+                  highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(5) from None
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    change = f"upgraded from {info['previous']}" if info["previous"] and info["changed"] else (
+        "installed" if info["changed"] else "already up to date")
+    out.print(f"pgstac {info['version']} ({change}) in {info['dsn']}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

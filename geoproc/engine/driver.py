@@ -94,6 +94,8 @@ class Driver:
                 self.ledger.event(self.job_id, "forced", message="all tasks reset to pending")
             elif volatile:
                 self.ledger.reset_tasks(self.job_id, stages=volatile)  # re-list; planned tasks still skip
+                if job is not None and job.status in FINISHED:
+                    self.keep_failed = True  # failures of a finished job are re-run by `geoproc retry` only
             job = self.ledger.get_job(self.job_id)
             assert job is not None
             now = time.time()
@@ -212,6 +214,11 @@ class Driver:
         error = None
         if failed:
             error = f"{failed} of {total} tasks did not complete; see `geoproc tasks {self.job_id[:12]} --status failed`"
+            if isinstance(result, dict):  # every job's report names its failures and why
+                result = {**result, "failed_tasks": [
+                    {"stage": t["stage_name"], "key": t["key"], "code": t["error_code"],
+                     "message": t["error_message"], "remediation": t["remediation"]}
+                    for t in self.ledger.list_tasks(self.job_id, status="failed", limit=50)]}
         return status, result, error
 
     def _record_bbox(self) -> None:

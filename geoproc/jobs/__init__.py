@@ -9,14 +9,22 @@ from collections.abc import Callable
 
 from ..errors import UnknownJob
 from ..model import JobType
-from . import hello_world
+from . import cog, hello_world, inventory, stac_catalog, tiled
 
 ALL_JOBS: dict[str, JobType] = {
     hello_world.HelloWorld.name: hello_world.HelloWorld,
+    **inventory.JOBS,
+    stac_catalog.StacCatalog.name: stac_catalog.StacCatalog,
+    cog.Cog.name: cog.Cog,
+    **tiled.JOBS,
 }
 
 ALL_HANDLERS: dict[str, Callable] = {
     **hello_world.HANDLERS,
+    **inventory.HANDLERS,
+    **stac_catalog.HANDLERS,
+    **cog.HANDLERS,
+    **tiled.HANDLERS,
 }
 
 

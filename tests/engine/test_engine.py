@@ -52,6 +52,8 @@ def test_invalid_input_fails_once_and_policy_decides(engine_client, ledger_url):
     assert {t["key"] for t in failed} == {"3", "7"}
     assert all(t["attempts"] == 1 and t["error_code"] == "TEST_CORRUPT" for t in failed)
     assert failed[0]["remediation"] == "Replace item with a good one."
+    assert partial.result["count"] == 8
+    assert {(f["key"], f["code"]) for f in partial.result["failed_tasks"]} == {("3", "TEST_CORRUPT"), ("7", "TEST_CORRUPT")}
     strict = geoproc.run("test_strict", n=10, bad=[3], cluster=engine_client, ledger=ledger_url)
     assert strict.status == "failed"
 

@@ -1,0 +1,276 @@
+"""Raster validation: the seed system's rules, each finding with a code, a severity and a remedy.
+
+Rules, in the order they are checked:
+
+==========================  ========  =========================================================================
+code                        severity  when
+==========================  ========  =========================================================================
+CRS_MISMATCH                error     the file has a CRS and ``input_crs`` names a different one
+CRS_MISSING                 error     no CRS in the file and no ``input_crs``
+CRS_NOT_GEOREFERENCED       error     the CRS is a local/engineering one and a reprojection was asked for
+GEOTRANSFORM_MISSING        error     no geotransform (pixel grid only), or georeferenced by GCPs only
+TRANSFORM_ROTATED           error     rotated or south-up transform and ``target_crs=keep``; a warning when
+                                      the output is warped anyway (the warp makes it north-up)
+BOUNDS_INVALID              error     geographic bounds beyond +-90 degrees latitude
+BOUNDS_SUSPICIOUS           warning   geographic bounds beyond +-360 degrees longitude
+MIXED_DTYPES                error     bands of different data types
+DTYPE_UNSUPPORTED           error     complex data types
+DTYPE_64BIT                 warning   64-bit data (error with ``strict``): usually wasted bytes
+NODATA_OUT_OF_RANGE         warning   the nodata value cannot be represented in the data type
+RASTER_EMPTY                error     every pixel is nodata (confirmed by a full scan)
+RASTER_MOSTLY_EMPTY         warning   90 % or more of the sampled pixels are nodata
+RASTER_NODATA_CONFLICT      warning   the nodata value lies inside the range of valid data (error with
+                                      ``strict``)
+RASTER_EXTREME_VALUES       warning   valid values with magnitude >= 1e30: likely an undeclared nodata value
+NAN_WITHOUT_NODATA          warning   NaN values in a float raster that declares no nodata
+==========================  ========  =========================================================================
+
+Pixel rules look at a decimated sample (at most 1024 pixels on the long side, read with range requests),
+so validating a 20 GB file does not read 20 GB. The one exception is an all-nodata sample, which is
+confirmed block by block before the file is failed (a sample can miss a small valid area).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import CRSError
+
+from ..errors import CrsMismatch, CrsMissing, EmptyRaster, InvalidInput, UnsupportedRaster
+from .detect import detect_type, nodata_json
+
+SAMPLE_SIDE = 1024
+EXTREME = 1e30
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One validation result: a stable code, a severity (info, warning, error), what and what to do."""
+
+    code: str
+    severity: str
+    message: str
+    remediation: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+_ERRORS: dict[str, type[InvalidInput]] = {
+    "CRS_MISSING": CrsMissing,
+    "CRS_MISMATCH": CrsMismatch,
+    "RASTER_EMPTY": EmptyRaster,
+}
+
+
+def raise_for(findings: Iterable[Finding], url: str) -> None:
+    """Raise the error of the first error-severity finding (its message lists every error)."""
+    errors = [f for f in findings if f.severity == "error"]
+    if not errors:
+        return
+    first = errors[0]
+    cls = _ERRORS.get(first.code, UnsupportedRaster)
+    text = "; ".join(f"{f.code}: {f.message}" for f in errors)
+    raise cls(f"{url}: {text}", code=first.code, remediation=first.remediation or None)
+
+
+def crs_string(crs: CRS | None) -> str | None:
+    """``EPSG:XXXX`` when the CRS has an EPSG code, else its WKT2 (what STAC's ``proj`` wants)."""
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt(version="WKT2_2019")
+
+
+def parse_crs(text: str) -> CRS:
+    """A CRS from user input (``EPSG:4326``, WKT, PROJ string), with a clear error."""
+    try:
+        return CRS.from_user_input(text)
+    except CRSError as exc:
+        raise ValueError(f"{text!r} is not a CRS rasterio understands ({exc})") from None
+
+
+def is_georeferenced(crs: CRS) -> bool:
+    """Whether ``crs`` ties coordinates to the Earth (not a LOCAL_CS / engineering CRS)."""
+    return bool(crs.is_geographic or crs.is_projected)
+
+
+def check_crs(src_crs: CRS | None, input_crs: str | None, target_crs: str) -> tuple[CRS | None, str, list[Finding]]:
+    """(effective source CRS, where it came from, findings) by the seed's rules."""
+    out: list[Finding] = []
+    given = parse_crs(input_crs) if input_crs else None
+    crs, source = src_crs, "file"
+    if src_crs is not None and given is not None and src_crs != given:
+        out.append(Finding("CRS_MISMATCH", "error",
+                           f"the file's CRS is {crs_string(src_crs)} but input_crs={input_crs!r}",
+                           "input_crs only applies to files without a CRS; drop it or fix the file."))
+    elif src_crs is None and given is None:
+        out.append(Finding("CRS_MISSING", "error", "the raster has no CRS and no input_crs was given",
+                           CrsMissing.remediation))
+    elif src_crs is None:
+        crs, source = given, "input_crs"
+    if crs is not None and target_crs != "keep" and not is_georeferenced(crs):
+        out.append(Finding("CRS_NOT_GEOREFERENCED", "error",
+                           f"the CRS is a local (engineering) one and cannot be reprojected to {target_crs}",
+                           "Use target_crs=keep for this file, or georeference it first."))
+    return crs, source, out
+
+
+def check_geometry(src: rasterio.DatasetReader, crs: CRS | None, target_crs: str) -> list[Finding]:
+    """Geotransform and bounds rules."""
+    out: list[Finding] = []
+    t = src.transform
+    if src.gcps[0] and t.is_identity:
+        return [Finding("GEOTRANSFORM_MISSING", "error", "the raster is georeferenced by ground control points only",
+                        "Warp it to a regular grid first (gdalwarp -t_srs ...), then convert it.")]
+    if t.is_identity and crs is not None and src.crs is None:
+        return [Finding("GEOTRANSFORM_MISSING", "error", "the raster has no geotransform",
+                        "Add a geotransform (e.g. gdal_translate -a_ullr), then convert it.")]
+    if t.b != 0 or t.d != 0 or t.e > 0:
+        what = "rotated" if (t.b or t.d) else "south-up"
+        if target_crs == "keep":
+            out.append(Finding("TRANSFORM_ROTATED", "error", f"the geotransform is {what}; COGs need north-up grids",
+                               "Set a target_crs so the raster is warped to a north-up grid, or warp it first."))
+        else:
+            out.append(Finding("TRANSFORM_ROTATED", "warning", f"the geotransform is {what}; the warp makes it north-up"))
+    if crs is not None and crs.is_geographic:
+        left, bottom, right, top = src.bounds
+        slack = abs(t.e)
+        if min(bottom, top) < -90 - slack or max(bottom, top) > 90 + slack:
+            out.append(Finding("BOUNDS_INVALID", "error",
+                               f"latitudes {bottom:.4f}..{top:.4f} lie beyond +-90 degrees",
+                               "The CRS is probably wrong (a projected raster labelled as geographic); fix it."))
+        elif min(left, right) < -360 or max(left, right) > 360:
+            out.append(Finding("BOUNDS_SUSPICIOUS", "warning", f"longitudes {left:.4f}..{right:.4f} exceed +-360"))
+    return out
+
+
+def check_dtypes(src: rasterio.DatasetReader, strict: bool) -> list[Finding]:
+    """Data type rules (the seed's 64-bit policy)."""
+    dtypes = set(src.dtypes)
+    if len(dtypes) > 1:
+        return [Finding("MIXED_DTYPES", "error", f"bands have different data types: {sorted(dtypes)}",
+                        "Split the bands or cast them to one type first.")]
+    dtype = src.dtypes[0]
+    if dtype.startswith("complex"):
+        return [Finding("DTYPE_UNSUPPORTED", "error", f"complex data ({dtype}) is not supported",
+                        "Convert to amplitude/phase or real/imaginary bands first.")]
+    if dtype in ("float64", "int64", "uint64"):
+        return [Finding("DTYPE_64BIT", "error" if strict else "warning",
+                        f"{dtype} data is rarely needed and doubles the size",
+                        "Cast to a 32-bit type (gdal_translate -ot Float32) unless the precision is needed.")]
+    return []
+
+
+def check_nodata_range(nodata: float | None, dtype: str) -> list[Finding]:
+    if nodata is None or math.isnan(nodata) or dtype.startswith("float"):
+        return []
+    info = np.iinfo(dtype)
+    if not (info.min <= nodata <= info.max) or nodata != int(nodata):
+        return [Finding("NODATA_OUT_OF_RANGE", "warning", f"nodata {nodata} cannot be stored as {dtype}",
+                        "Set a nodata value the data type can hold.")]
+    return []
+
+
+def sample(src: rasterio.DatasetReader, side: int = SAMPLE_SIDE) -> np.ma.MaskedArray:
+    """A decimated, masked read of all bands (overviews are used when the file has them)."""
+    scale = max(src.width, src.height) / side
+    if scale <= 1:
+        return src.read(masked=True)
+    shape = (src.count, max(1, round(src.height / scale)), max(1, round(src.width / scale)))
+    return src.read(masked=True, out_shape=shape, resampling=Resampling.nearest)
+
+
+def has_valid_pixel(src: rasterio.DatasetReader) -> bool:
+    """Block-by-block search for one valid pixel (stops at the first)."""
+    for _, window in src.block_windows(1):
+        if src.read_masks(window=window).any():
+            return True
+    return False
+
+
+def check_pixels(src: rasterio.DatasetReader, data: np.ma.MaskedArray, strict: bool) -> tuple[list[Finding], dict]:
+    """Nodata and value rules on the sample; returns findings and sample statistics."""
+    out: list[Finding] = []
+    mask = np.ma.getmaskarray(data)
+    valid = data.compressed()
+    nodata = src.nodata
+    if valid.size and valid.dtype.kind == "f":
+        finite = valid[np.isfinite(valid)]
+        if finite.size < valid.size and nodata is None:
+            out.append(Finding("NAN_WITHOUT_NODATA", "warning", "NaN values present but no nodata value is set",
+                               "Declare nodata=nan so NaNs are treated as missing."))
+        valid = finite
+    valid_fraction = float(valid.size) / mask.size if mask.size else 0.0
+    stats: dict[str, Any] = {"valid_fraction": round(valid_fraction, 6)}
+    if valid.size == 0:
+        if not has_valid_pixel(src):
+            out.append(Finding("RASTER_EMPTY", "error", "every pixel is nodata", EmptyRaster.remediation))
+            return out, stats
+        out.append(Finding("RASTER_MOSTLY_EMPTY", "warning", "the sample holds no valid pixel (a full scan found some)"))
+        return out, stats
+    vmin, vmax = float(valid.min()), float(valid.max())
+    stats.update(min=vmin, max=vmax)
+    if valid_fraction <= 0.10:
+        out.append(Finding("RASTER_MOSTLY_EMPTY", "warning", f"{100 * (1 - valid_fraction):.1f} % of the sampled pixels are nodata",
+                           "Check the extent and the nodata value; most of the file holds nothing."))
+    if nodata is not None and not math.isnan(nodata) and vmin < nodata < vmax:
+        out.append(Finding("RASTER_NODATA_CONFLICT", "error" if strict else "warning",
+                           f"nodata {nodata} lies inside the valid data range {vmin}..{vmax}",
+                           "Choose a nodata value outside the data range."))
+    if max(abs(vmin), abs(vmax)) >= EXTREME:
+        out.append(Finding("RASTER_EXTREME_VALUES", "warning", f"values reach {vmin:.3g}..{vmax:.3g}",
+                           "These are probably an undeclared nodata value; set nodata to it."))
+    return out, stats
+
+
+def validate_raster(src: rasterio.DatasetReader, *, input_crs: str | None = None, target_crs: str = "EPSG:4326",
+                    strict: bool = False, raster_type: str = "auto") -> dict[str, Any]:
+    """Every rule on an open dataset; returns a JSON-able report (it never raises for bad data).
+
+    The report holds ``findings`` (list of dicts), ``ok`` (no error finding), the effective ``crs`` and
+    its ``crs_source``, the header facts, the detected ``raster_type`` with ``type_confidence`` and
+    ``type_reason``, and sample statistics.
+    """
+    crs, crs_source, findings = check_crs(src.crs, input_crs, target_crs)
+    findings += check_geometry(src, crs, target_crs)
+    findings += check_dtypes(src, strict)
+    findings += check_nodata_range(src.nodata, src.dtypes[0])
+    stats: dict[str, Any] = {}
+    detected = ("unknown", "low", "not sampled")
+    if not any(f.severity == "error" for f in findings):
+        data = sample(src)
+        pix, stats = check_pixels(src, data, strict)
+        findings += pix
+        detected = detect_type(src, data)
+    rtype, confidence, reason = detected
+    if raster_type != "auto" and raster_type != rtype:
+        findings.append(Finding("RASTER_TYPE_OVERRIDDEN", "info",
+                                f"detected {rtype} ({confidence} confidence), treated as {raster_type} as asked"))
+        rtype, confidence, reason = raster_type, "user", "given by the raster_type parameter"
+    return {
+        "ok": not any(f.severity == "error" for f in findings),
+        "findings": [f.to_dict() for f in findings],
+        "driver": src.driver,
+        "width": src.width,
+        "height": src.height,
+        "count": src.count,
+        "dtype": src.dtypes[0],
+        "nodata": nodata_json(src.nodata),
+        "crs": crs_string(crs),
+        "crs_source": crs_source,
+        "transform": list(src.transform)[:6],
+        "bounds": list(src.bounds),
+        "colorinterp": [c.name for c in src.colorinterp],
+        "raster_type": rtype,
+        "type_confidence": confidence,
+        "type_reason": reason,
+        "sample": stats,
+    }

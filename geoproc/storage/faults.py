@@ -1,0 +1,105 @@
+"""Storage failures mapped onto geoproc's error tree, so the engine retries only what may heal.
+
+=========================================================  ==========================================
+raised by fsspec / adlfs / azure-core / GDAL               becomes
+=========================================================  ==========================================
+HTTP 408, 429, 5xx; timeouts; connection resets            :class:`TransientError` (retried)
+refused connection, unknown host                           :class:`StorageUnreachable` (retried, clear code)
+HTTP 401/403, authentication failures                      :class:`StorageAccessDenied` (not retried)
+missing file, container or prefix (404)                    :class:`SourceNotFound` (not retried)
+=========================================================  ==========================================
+
+Messages are built from the exception type, a status code and the *redacted* URL only: SDK messages
+can quote request headers or SAS query strings, which must never reach the ledger or logs.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..errors import (
+    GeoprocError,
+    SourceNotFound,
+    StorageAccessDenied,
+    StorageUnreachable,
+    TransientError,
+)
+from .urls import redact
+
+_UNREACHABLE = re.compile(r"could not resolve host|name or service not known|nodename nor servname|"
+                          r"cannot connect to host|connection refused|failed to resolve|"
+                          r"no address associated|temporary failure in name resolution|couldn't connect", re.I)
+_TRANSIENT = re.compile(r"timed? ?out|connection (?:reset|aborted)|server busy|throttl|temporarily|"
+                        r"operation too slow|transfer closed|recv failure|send failure|ssl", re.I)
+_HTTP_CODE = re.compile(r"HTTP (?:response )?(?:code|status)[: ]+(\d{3})|status[_ ]code[:= ]+(\d{3})", re.I)
+_NOT_FOUND = re.compile(r"does not exist|not (?:be )?found|no such file|ContainerNotFound|BlobNotFound|"
+                        r"ResourceNotFound|404", re.I)
+_DENIED = re.compile(r"AuthenticationFailed|AuthorizationFailure|not authorized|permission denied|"
+                     r"access denied|\b40[13]\b", re.I)
+
+
+def _status(exc: BaseException) -> int | None:
+    for attr in ("status_code", "status"):
+        v = getattr(exc, attr, None)
+        if isinstance(v, int):
+            return v
+    resp = getattr(exc, "response", None)
+    v = getattr(resp, "status_code", None) or getattr(resp, "status", None)
+    if isinstance(v, int):
+        return v
+    m = _HTTP_CODE.search(str(exc))
+    return int(m.group(1) or m.group(2)) if m else None
+
+
+def translate(exc: BaseException, url: str, action: str = "read") -> GeoprocError | None:
+    """The geoproc error for a storage exception raised while doing ``action`` on ``url``.
+
+    Returns None when the exception is not a storage failure geoproc knows (the caller re-raises it).
+    """
+    if isinstance(exc, GeoprocError):
+        return exc
+    where = redact(url)
+    name = type(exc).__name__
+    text = str(exc)
+    status = _status(exc)
+    if name == "ClientAuthenticationError" or status in (401, 403) or (
+            isinstance(exc, PermissionError) and "://" in url):
+        return StorageAccessDenied(f"Access denied to {where} while trying to {action} it"
+                                   f"{f' (HTTP {status})' if status else ''}.")
+    if isinstance(exc, FileNotFoundError) or name == "ResourceNotFoundError" or status == 404 or (
+            name in ("RasterioIOError", "CPLE_OpenFailedError") and _NOT_FOUND.search(text)
+            and not _UNREACHABLE.search(text)):
+        return SourceNotFound(f"{where} does not exist (while trying to {action} it).")
+    if status is not None and (status in (408, 429) or 500 <= status < 600):
+        return TransientError(f"Storage answered HTTP {status} for {where} ({action}); will retry.",
+                              code=f"HTTP_{status}")
+    if name in ("ServiceRequestError", "ClientConnectorError", "ClientConnectorDNSError") or \
+            _UNREACHABLE.search(text) or (isinstance(exc, ConnectionRefusedError)):
+        return StorageUnreachable(f"Storage endpoint for {where} could not be reached ({name}) while trying "
+                                  f"to {action} it.")
+    if name in ("ServiceResponseError", "ServerDisconnectedError", "ClientOSError", "IncompleteReadError",
+                "ClientPayloadError") or isinstance(exc, (TimeoutError, ConnectionError)) or (
+            isinstance(exc, OSError) and exc.errno in (errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE)) or (
+            name in ("RasterioIOError", "CPLE_HttpResponseError", "CPLE_AppDefinedError") and _TRANSIENT.search(text)):
+        return TransientError(f"Network error on {where} ({name}) while trying to {action} it; will retry.",
+                              code="NETWORK")
+    if name == "HttpResponseError" and _DENIED.search(text):
+        return StorageAccessDenied(f"Access denied to {where} while trying to {action} it.")
+    return None
+
+
+@contextmanager
+def storage_errors(url: str, action: str = "read") -> Iterator[None]:
+    """Re-raise storage exceptions inside the block as geoproc errors (see the module table)."""
+    try:
+        yield
+    except GeoprocError:
+        raise
+    except Exception as exc:
+        mapped = translate(exc, url, action)
+        if mapped is None:
+            raise
+        raise mapped from None

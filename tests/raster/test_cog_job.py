@@ -1,0 +1,173 @@
+"""The cog job end to end: geoproc.run on real Dask worker processes, local disk and Azurite.
+
+The workers of ``dask_cluster`` start without Azure variables: Azure credentials reach them only
+through the task context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+
+import geoproc
+from geoproc.ledger import open_ledger
+from geoproc.storage import gdal_env, gdal_path, open_fs
+
+
+def failed_codes(ledger_url, job_id):
+    led = open_ledger(ledger_url)
+    try:
+        return {Path(t["key"]).name: (t["error_code"], t["attempts"]) for t in led.list_tasks(job_id, status="failed")}
+    finally:
+        led.close()
+
+
+def files_under(d):
+    return sorted(str(p.relative_to(d)) for p in Path(d).rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_directory_with_bad_inputs_partial_success(raster_factory, tmp_path, dask_cluster, ledger_url):
+    src = tmp_path / "in"
+    raster_factory("dem.tif", directory=src, nodata=-9999, size=(768, 768))
+    raster_factory("rgb.tif", directory=src / "sub", bands=3, dtype="uint8", size=(600, 600))
+    (src / "zero.tif").write_bytes(b"")
+    (src / "text.tif").write_text("not a raster\n" * 50)
+    good = raster_factory("tmp.tif", directory=tmp_path, size=(512, 512), dtype="uint16")
+    (src / "truncated.tif").write_bytes(good.read_bytes()[:4000])
+    raster_factory("nocrs.tif", directory=src, crs=None, size=(64, 64))
+    raster_factory("f64.tif", directory=src, dtype="float64", size=(64, 64))
+    raster_factory("empty.tif", directory=src, nodata=0, data=np.zeros((1, 64, 64), "float32"), size=(64, 64))
+    (src / "notes.txt").write_text("skipped by suffix")
+    out = tmp_path / "out"
+
+    res = geoproc.run("cog", input=str(src), output=str(out), strict=True, cluster=dask_cluster, ledger=ledger_url)
+
+    assert res.status == "completed_with_errors"
+    r = res.result
+    assert r["listed"] == 8 and r["done"] == 2 and r["failed"] == 6 and r["skipped"]["suffix"] == 1
+    assert r["bytes_out"] == sum(p.stat().st_size for p in out.rglob("*.tif"))
+    assert files_under(out) == ["dem.tif", "sub/rgb.tif"]  # nothing partial for any failure
+    codes = failed_codes(ledger_url, res.job_id)
+    assert codes == {"zero.tif": ("CORRUPT_RASTER", 1), "text.tif": ("CORRUPT_RASTER", 1),
+                     "truncated.tif": ("CORRUPT_RASTER", 1), "nocrs.tif": ("CRS_MISSING", 1),
+                     "f64.tif": ("DTYPE_64BIT", 1), "empty.tif": ("RASTER_EMPTY", 1)}
+    assert {f["input"].rsplit("/", 1)[1] for f in r["failed_inputs"]} == set(codes)
+    for name in ("dem.tif", "sub/rgb.tif"):
+        assert cog_validate(str(out / name), quiet=True)[0]
+
+
+@pytest.mark.slow
+def test_rerun_after_adding_a_file_converts_only_that_file(raster_factory, tmp_path, dask_cluster, ledger_url):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for i in range(2):
+        raster_factory(f"r{i}.tif", directory=src, size=(256, 256), nodata=0)
+    first = geoproc.run("cog", input=str(src), output=str(out), cluster=dask_cluster, ledger=ledger_url)
+    assert first.status == "completed" and first.result["converted"] == 2
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    same = geoproc.run("cog", input=str(src), output=str(out), cluster=dask_cluster, ledger=ledger_url)
+    assert same.executed == 1 and same.result == first.result  # only the listing ran again
+
+    raster_factory("r2.tif", directory=src, size=(256, 256), nodata=0)
+    # the listing runs again on every submission; only the new file gets validate + cog tasks
+    again = geoproc.run("cog", input=str(src), output=str(out), cluster=dask_cluster, ledger=ledger_url)
+    assert again.status == "completed" and again.job_id == first.job_id
+    assert again.executed == 3 and again.result["done"] == 3
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "r2.tif"} == stamps
+    assert (out / "r2.tif").exists()
+    # --force re-validates everything, and keeps outputs whose stamp (input etag + settings) matches
+    forced = geoproc.run("cog", input=str(src), output=str(out), force=True, cluster=dask_cluster, ledger=ledger_url)
+    assert forced.result["done"] == 3 and forced.result["converted"] == 0 and forced.result["reused"] == 3
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "r2.tif"} == stamps
+
+
+def test_missing_input_fails_the_job_clearly(tmp_path, dask_cluster, ledger_url):
+    res = geoproc.run("cog", input=str(tmp_path / "nope.tif"), output=str(tmp_path / "o"), cluster=dask_cluster,
+                      ledger=ledger_url)
+    assert res.status == "failed"
+    assert failed_codes(ledger_url, res.job_id) == {"list": ("SOURCE_NOT_FOUND", 1)}
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_collection_mode_checks_homogeneity_first(raster_factory, tmp_path, dask_cluster, ledger_url):
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    raster_factory("a.tif", directory=good, size=(256, 256), bounds=(500000, 5000000, 502560, 5002560))
+    raster_factory("b.tif", directory=good, size=(256, 256), bounds=(502560, 5000000, 505120, 5002560))
+    res = geoproc.run("cog", input=str(good), output=str(tmp_path / "og"), collection=True, cluster=dask_cluster,
+                      ledger=ledger_url)
+    assert res.status == "completed" and res.result["collection"]["homogeneous"]
+    assert res.result["collection"]["crs"] == "EPSG:32633" and res.result["done"] == 2
+    raster_factory("a.tif", directory=bad, size=(256, 256))
+    raster_factory("b.tif", directory=bad, size=(256, 256), dtype="int16")
+    raster_factory("c.tif", directory=bad, size=(64, 64))  # 4x coarser
+    res = geoproc.run("cog", input=str(bad), output=str(tmp_path / "ob"), collection=True, cluster=dask_cluster,
+                      ledger=ledger_url)
+    assert res.status == "failed"
+    assert failed_codes(ledger_url, res.job_id) == {"list": ("COLLECTION_NOT_HOMOGENEOUS", 1)}
+    led = open_ledger(ledger_url)
+    msg = led.list_tasks(res.job_id, status="failed")[0]["error_message"]
+    led.close()
+    assert "b.tif: dtype int16 differs from float32" in msg and "c.tif: resolution" in msg
+    assert not (tmp_path / "ob").exists()
+
+
+# --- Azurite --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_container_job_on_azurite(azurite, az_container, az_options, raster_factory, tmp_path, dask_cluster,
+                                  ledger_url):
+    fs, _ = open_fs(f"az://{az_container}", az_options)
+    dem = raster_factory("dem.tif", nodata=-9999, size=(700, 700))
+    rgb = raster_factory("rgb.tif", bands=3, dtype="uint8", size=(300, 300))
+    fs.put_file(str(dem), f"{az_container}/bronze/2025/dem.tif")
+    fs.put_file(str(rgb), f"{az_container}/bronze/2025/deep/rgb.tif")
+    fs.pipe_file(f"{az_container}/bronze/2025/broken.tif", b"II*\x00garbage")
+
+    res = geoproc.run("cog", input=f"az://{az_container}/bronze/2025", output=f"az://{az_container}/silver",
+                      tier="archive", cluster=dask_cluster, ledger=ledger_url)
+
+    assert res.status == "completed_with_errors" and res.result["done"] == 2
+    assert failed_codes(ledger_url, res.job_id) == {"broken.tif": ("CORRUPT_RASTER", 1)}
+    assert sorted(fs.find(f"{az_container}/silver")) == [f"{az_container}/silver/deep/rgb.tif",
+                                                          f"{az_container}/silver/dem.tif"]
+    led = open_ledger(ledger_url)
+    results = [t["result"] for t in led.list_tasks(res.job_id, stage=2, status="completed")]
+    led.close()
+    for r in results:
+        blob = fs.cat_file(r["output"].split("://", 1)[1])
+        assert len(blob) == r["size"] and hashlib.sha256(blob).hexdigest() == r["sha256"]
+        assert r["output"].startswith(f"az://{az_container}/silver/") and r["compression"] == "zstd"
+        with rasterio.Env(**gdal_env(r["output"], az_options)):
+            assert cog_validate(gdal_path(r["output"]), quiet=True)[0]
+    key = azurite.split("AccountKey=")[1].split(";")[0]
+    ledger_bytes = Path(ledger_url.split("sqlite:///", 1)[1]).read_bytes()
+    assert key.encode() not in ledger_bytes and b"AccountKey" not in ledger_bytes
+
+
+@pytest.mark.services
+def test_missing_container_on_azurite(azurite, tmp_path, dask_cluster, ledger_url):
+    res = geoproc.run("cog", input="az://no-such-container-0/x", output="az://no-such-container-0/y",
+                      cluster=dask_cluster, ledger=ledger_url)
+    assert res.status == "failed"
+    assert failed_codes(ledger_url, res.job_id) == {"list": ("SOURCE_NOT_FOUND", 1)}
+
+
+def test_unreachable_storage_account(tmp_path, dask_cluster, ledger_url, monkeypatch):
+    dead = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + "A" * 86 + "==;"
+            "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;")
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", dead)
+    res = geoproc.run("cog", input="az://somewhere/in", output="az://somewhere/out", cluster=dask_cluster,
+                      ledger=ledger_url)
+    assert res.status == "failed"
+    (code, attempts), = failed_codes(ledger_url, res.job_id).values()
+    assert code == "STORAGE_UNREACHABLE" and attempts == 3
+    assert os.environ["AZURE_STORAGE_CONNECTION_STRING"] == dead

@@ -1,0 +1,125 @@
+"""large_raster as a job on real Dask worker processes: outputs, resume, and bounded memory."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import rasterio
+
+import geoproc
+
+from .conftest import NODATA, reference_warp
+
+
+def test_job_writes_a_valid_single_cog_on_the_cluster(dask_cluster, smooth_raster, tmp_path):
+    path = smooth_raster("utm33")
+    ledger = f"sqlite:///{tmp_path}/ledger.db"
+    kw = dict(input=str(path), output=str(tmp_path / "out"), target_crs="EPSG:3857", tile_size=512,
+              reproject_resampling="bilinear", bands=[2, 3])
+    res = geoproc.run("large_raster", cluster=dask_cluster, ledger=ledger, **kw)
+    assert res.status == "completed", res.error
+    out = res.result
+    assert out["tiling"]["tiles"] == out["plan"]["tiles"] > 1
+    with rasterio.open(out["output"]) as ds:
+        assert ds.count == 2 and ds.overviews(1)
+        ref = reference_warp(path, {"width": ds.width, "height": ds.height, "transform": list(ds.transform)[:6],
+                                    "crs": "EPSG:3857"}, bands=[2, 3])
+        data = ds.read()
+    both = (data != NODATA) & (ref != NODATA)
+    assert np.abs(data - ref)[both].max() < 1.0
+    # submitting the same job again computes nothing
+    again = geoproc.run("large_raster", cluster=dask_cluster, ledger=ledger, **kw)
+    assert again.cached and again.job_id == res.job_id
+
+
+def test_resume_reruns_only_missing_tiles(dask_cluster, smooth_raster, tmp_path):
+    from geoproc.ledger import open_ledger
+
+    path = smooth_raster("geographic")
+    ledger = f"sqlite:///{tmp_path}/ledger.db"
+    kw = dict(input=str(path), output=str(tmp_path / "tiles"), mode="tiles", target_crs="EPSG:3857", tile_size=512)
+    first = geoproc.run("large_raster", cluster=dask_cluster, ledger=ledger, **kw)
+    assert first.status == "completed", first.error
+    led = open_ledger(ledger)
+    tiles = led.list_tasks(first.job_id, stage=1, limit=None)
+    assert len(tiles) == first.result["tiling"]["tiles"] >= 4
+    assert all(t["key"].startswith("r") and "c" in t["key"] for t in tiles)
+    # lose one tile (as after a driver kill mid-stage), then run again: only that tile is computed
+    victim = tiles[0]
+    led.reset_tasks(first.job_id, task_ids=[victim["task_id"]])
+    led.update_job(first.job_id, status="interrupted")
+    again = geoproc.run("large_raster", cluster=dask_cluster, ledger=ledger, **kw)
+    assert again.status == "completed", again.error
+    assert again.executed == 1
+    assert again.result["mosaic"] == first.result["mosaic"]
+
+
+@pytest.mark.slow
+def test_raster_four_times_the_worker_memory_completes_under_the_limit(smooth_raster, tmp_path):
+    """Scaled down: a 256 MiB raster, workers allowed 64 MiB of data above their idle footprint."""
+    from dask.distributed import Client, LocalCluster
+
+    bands = 16
+    path = smooth_raster("utm33", size=2048, bands=bands)  # 2048 x 2048 x 16 float32 = 256 MiB
+    raster_bytes = 2048 * 2048 * bands * 4
+    data_limit = raster_bytes // 4
+
+    def rss() -> int:
+        import psutil
+
+        return psutil.Process().memory_info().rss
+
+    def warm() -> int:
+        import gc
+
+        import rasterio.warp  # noqa: F401
+        import rio_cogeo.cogeo  # noqa: F401
+
+        import geoproc.jobs.tiled  # noqa: F401 - the handler's imports, as a task would load them
+
+        gc.collect()
+        return rss()
+
+    def start_sampler(dask_worker=None) -> None:
+        import psutil
+
+        proc = psutil.Process()
+        state = {"peak": proc.memory_info().rss, "stop": False}
+
+        def loop() -> None:
+            while not state["stop"]:
+                state["peak"] = max(state["peak"], proc.memory_info().rss)
+                time.sleep(0.01)
+
+        threading.Thread(target=loop, daemon=True).start()
+        dask_worker._geoproc_rss = state
+
+    def peak(dask_worker=None) -> int:
+        dask_worker._geoproc_rss["stop"] = True
+        return dask_worker._geoproc_rss["peak"]
+
+    def set_limit(limit: int, dask_worker=None) -> None:
+        dask_worker.memory_manager.memory_limit = limit
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, memory_limit="2GiB") as cluster, Client(cluster) as client:
+        idle = client.run(warm)
+        limit = max(idle.values()) + data_limit
+        # the real Dask limit: the worker pauses at 80 %, the nanny kills it at 95 % of this
+        client.run(lambda dask_worker: set_limit(limit, dask_worker))
+        client.run(lambda dask_worker: setattr(dask_worker.memory_manager, "memory_limit", limit), nanny=True)
+        client.run(lambda dask_worker: start_sampler(dask_worker))
+        res = geoproc.run("large_raster", cluster=client, ledger=f"sqlite:///{tmp_path}/l.db",
+                          input=str(path), output=str(tmp_path / "out"), target_crs="EPSG:3857",
+                          memory_budget=data_limit, reproject_resampling="bilinear")
+        peaks = client.run(lambda dask_worker: peak(dask_worker))
+    assert res.status == "completed", res.error
+    assert res.result["tiling"]["tiles"] >= 4
+    for addr, p in peaks.items():
+        used = p - idle[addr]
+        print(f"worker {addr}: idle {idle[addr] / 2**20:.0f} MiB, peak {p / 2**20:.0f} MiB, "
+              f"data {used / 2**20:.0f} MiB of {data_limit / 2**20:.0f} MiB (raster {raster_bytes / 2**20:.0f} MiB)")
+        assert p < limit, "a worker went over its memory limit"
