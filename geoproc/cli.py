@@ -383,12 +383,11 @@ def main() -> None:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(next(code for kind, code in EXIT_ERROR if isinstance(exc, kind)))
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        # usage errors (missing argument, bad option) come from the click that typer bundles
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):  # click turns KeyboardInterrupt into Abort
+        if type(exc).__name__ == "Abort":  # click turns KeyboardInterrupt into Abort
             err.print("Interrupted; the ledger records where the job stopped. Run it again to resume.")
             sys.exit(130)
         raise

@@ -58,7 +58,15 @@ def connect(spec: Any = None, *, workers: int | None = None, settings: Settings 
             from dask_kubernetes.operator import KubeCluster
         except ImportError:
             raise ClusterError("--cluster kubernetes needs the kubernetes extra: pip install 'geoproc[kubernetes]'") from None
-        yield from _serve(KubeCluster(name="geoproc", n_workers=_local_workers(settings, workers)))
+        # the cluster spec in cluster/k8s names the geoproc image; GEOPROC_K8S_SPEC points elsewhere
+        spec_file = os.environ.get("GEOPROC_K8S_SPEC", "cluster/k8s/daskcluster.yaml")
+        if not os.path.exists(spec_file):
+            raise ClusterError(f"--cluster kubernetes needs a DaskCluster spec: {spec_file} not found; "
+                               "set GEOPROC_K8S_SPEC to the YAML file (see cluster/k8s/daskcluster.yaml).")
+        cluster = KubeCluster(custom_cluster_spec=spec_file)
+        if workers:
+            cluster.scale(workers)
+        yield from _serve(cluster)
         return
     try:
         client = Client(spec, timeout="15s")

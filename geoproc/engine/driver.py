@@ -166,8 +166,9 @@ class Driver:
         values: list[Any] = [None] * len(stages)
         with cluster_mod.connect(self.cluster_spec, workers=self.workers, settings=self.settings) as client:
             self._n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
-            self.emit("cluster", {"dashboard": getattr(client, "dashboard_link", None),
-                                  "workers": self._n_workers})
+            info = client.scheduler_info(n_workers=0)
+            link = client.dashboard_link if "dashboard" in info.get("services", {}) else None
+            self.emit("cluster", {"dashboard": link, "workers": self._n_workers})
             self._client = client
             previous: StageOutput | None = None
             i = 0

@@ -79,9 +79,12 @@ def check_source(url: str) -> str:
     """Validate a source URL's shape; returns it without a trailing slash.
 
     Raises:
-        ValueError: an ``az://`` URL without a valid container name.
+        ValueError: an ``az://`` URL without a valid container name, or a URL with a query string.
     """
     url = url.rstrip("/") if url not in ("/", "") else url
+    if "?" in url and protocol_of(url) != "file":
+        raise ValueError("URLs must not carry query strings (a SAS token is a secret and would be stored in the "
+                         "ledger); set AZURE_STORAGE_SAS_TOKEN or a connection string instead")
     if protocol_of(url) in AZ_PROTOCOLS:
         container = url.split("://", 1)[1].split("/", 1)[0].split("@", 1)[0]  # abfss://c@account.dfs...
         if not _CONTAINER.match(container):
@@ -130,7 +133,7 @@ def dirpart(prefix: str) -> str:
     return prefix[: prefix.rfind("/") + 1]
 
 
-def plan_units(lister: Lister, prefix: str, target: int, *, max_probe: int = 20_000,
+def plan_units(lister: Lister, prefix: str, target: int, *, max_probe: int = PAGE,
                max_depth: int = 8) -> list[Unit]:
     """Split the blobs below ``prefix`` into listing units, breadth first.
 

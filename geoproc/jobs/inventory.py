@@ -46,7 +46,8 @@ class InventoryParams(BaseModel):
     limit: int | None = Field(None, ge=1, le=1_000_000_000,
                               description="keep only the first N matching blobs in name order (lists sequentially)")
     headers: bool = Field(False, description="read each file's raster header with GDAL range requests")
-    shards: int = Field(64, ge=1, le=10_000, description="most listing tasks (prefix shards)")
+    shards: int = Field(16, ge=1, le=10_000,
+                        description="most listing tasks (prefix shards); raise it for large clusters")
     header_threads: int = Field(8, ge=1, le=64, description="concurrent header reads per task")
 
     @field_validator("source")
@@ -82,9 +83,19 @@ class ListParams(InventoryParams):
     output: str = Field(..., description="directory URL for inventory.parquet/, inventory.csv|jsonl, summary.json")
     format: Literal["csv", "jsonl"] = Field("csv", description="text format written beside the Parquet dataset")
 
+    @field_validator("output")
+    @classmethod
+    def _output(cls, v: str) -> str:
+        return listing.check_source(v.strip())
+
 
 class SummarizeParams(InventoryParams):
     output: str | None = Field(None, description="directory URL to write summary.json to (optional)")
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, v: str | None) -> str | None:
+        return listing.check_source(v.strip()) if v else None
 
 
 # --- planning (on the driver) -----------------------------------------------------------------------

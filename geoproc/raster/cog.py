@@ -15,17 +15,27 @@ Only then does the caller publish the file (:func:`geoproc.storage.publish`).
 Rasters without nodata that are reprojected get an internal mask, so the area outside the source
 footprint is not mistaken for data. Overviews halve the raster until its long side fits in one 512 x 512
 block, so a raster that already fits gets none.
+
+Speed: a raster that keeps its grid (no reprojection, no CRS assignment) and is not written as JPEG
+takes rio-cogeo's method without its per-window Python copy through a ``WarpedVRT``: GDAL copies the
+source into an uncompressed tiled intermediate next to the output, builds the overviews in it, and
+copies it (``COPY_SRC_OVERVIEWS``) with the tier's creation options, compressing on ``GDAL_NUM_THREADS``
+threads. The other cases go through ``cog_translate``. Both run with a bounded GDAL block cache
+(:data:`CACHE_MB`), so a large raster does not fill a worker with cached blocks.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import uuid
 from contextlib import ExitStack
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
@@ -37,6 +47,8 @@ from .profiles import BLOCKSIZE
 from .validate import crs_string, is_georeferenced
 
 PROVENANCE_TAG = "GEOPROC_PROVENANCE"
+CACHE_MB = 256  # GDAL block cache (MB) while converting and checking
+READ_PIXELS = 8_000_000  # pixels per band in one windowed read of the statistics pass
 _DATETIME_TAGS = ("TIFFTAG_DATETIME", "ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "DATETIME", "DATE_TIME")
 
 
@@ -87,10 +99,46 @@ def translate(src: rasterio.DatasetReader, dst_path: str, profile: dict, *, crs:
             source = stack.enter_context(WarpedVRT(src, src_crs=crs, crs=crs, transform=src.transform,
                                                    width=src.width, height=src.height,
                                                    resampling=Resampling.nearest))
-        cog_translate(source, dst_path, profile, overview_resampling=overview_resampling, resampling="nearest",
-                      add_mask=add_mask, overview_level=overview_levels(source.width, source.height), quiet=True, forward_band_tags=True,
-                      additional_cog_metadata={PROVENANCE_TAG: provenance}, config=gdal_config or {})
+        config = {"GDAL_CACHEMAX": CACHE_MB, **(gdal_config or {})}
+        levels = overview_levels(source.width, source.height)
+        if source is src and _direct_ok(src, profile):
+            with rasterio.Env(**config):
+                _direct(src, dst_path, profile, levels, overview_resampling, provenance)
+        else:
+            cog_translate(source, dst_path, profile, overview_resampling=overview_resampling, resampling="nearest",
+                          add_mask=add_mask, overview_level=levels, quiet=True, forward_band_tags=True,
+                          additional_cog_metadata={PROVENANCE_TAG: provenance}, config=config)
     return {"reprojected": warp, "masked": add_mask}
+
+
+def _direct_ok(src: rasterio.DatasetReader, profile: dict) -> bool:
+    """Whether ``src`` can be copied as is by :func:`_direct` (what ``cog_translate`` would change is absent)."""
+    if str(profile.get("compress", "")).upper() == "JPEG":
+        return False  # rio-cogeo turns nodata/alpha into a mask for JPEG
+    if src.gcps[0] or len(set(src.dtypes)) != 1:
+        return False
+    has_mask = any(MaskFlags.per_dataset in flags for flags in src.mask_flag_enums)
+    has_alpha = ColorInterp.alpha in src.colorinterp
+    return not (src.nodata is not None and (has_mask or has_alpha))
+
+
+def _direct(src: rasterio.DatasetReader, dst_path: str, profile: dict, levels: int, overview_resampling: str,
+            provenance: str) -> None:
+    """rio-cogeo's method done by GDAL alone: tiled intermediate → overviews → ``COPY_SRC_OVERVIEWS``."""
+    block = {k: profile[k] for k in ("blockxsize", "blockysize", "interleave") if k in profile}
+    tmp = os.path.join(os.path.dirname(os.path.abspath(dst_path)), f".geoproc-{uuid.uuid4().hex}.tif")
+    try:
+        rasterio.shutil.copy(src, tmp, driver="GTiff", tiled=True, compress="NONE", bigtiff="IF_SAFER", **block)
+        with rasterio.open(tmp, "r+") as mid:
+            if levels:
+                mid.build_overviews([2**j for j in range(1, levels + 1)], Resampling[overview_resampling])
+            mid.update_tags(OVERVIEW_RESAMPLING=Resampling[overview_resampling].name.upper(),
+                            **{PROVENANCE_TAG: provenance})
+        rasterio.shutil.copy(tmp, dst_path, copy_src_overviews=True, **profile)
+    finally:
+        for leftover in (tmp, tmp + ".aux.xml", tmp + ".msk"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
 
 
 def source_datetime(tags: dict[str, str]) -> str | None:
@@ -112,18 +160,35 @@ def source_datetime(tags: dict[str, str]) -> str | None:
 
 
 def band_stats(ds: rasterio.DatasetReader) -> list[dict[str, Any]]:
-    """Exact per-band minimum, maximum, mean, stddev and valid_percent, read block by block."""
+    """Exact per-band minimum, maximum, mean, stddev and valid_percent, read in strips of whole blocks.
+
+    8- and 16-bit integers are counted in a histogram (exact integer sums); other types are summed in
+    float64. Masked reads are used only when the raster has nodata or a mask.
+    """
     n = ds.count
+    dtype = np.dtype(ds.dtypes[0])
+    small_int = dtype.kind in "iu" and dtype.itemsize <= 2 and len(set(ds.dtypes)) == 1
+    offset = -int(np.iinfo(dtype).min) if small_int else 0
+    hist = np.zeros((n, 1 << (8 * dtype.itemsize)), dtype="int64") if small_int else None
     cnt = np.zeros(n)
     s1 = np.zeros(n)
     s2 = np.zeros(n)
     lo = np.full(n, np.inf)
     hi = np.full(n, -np.inf)
     total = ds.width * ds.height
-    for _, window in ds.block_windows(1):
-        data = ds.read(window=window, masked=True)
+    masked = ds.nodata is not None or any(flags != [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
+    block_h = ds.block_shapes[0][0] if ds.block_shapes else 512
+    rows = max(block_h, READ_PIXELS // max(1, ds.width) // block_h * block_h)
+    for r0 in range(0, ds.height, rows):
+        window = ((r0, min(r0 + rows, ds.height)), (0, ds.width))
+        data = ds.read(window=window, masked=masked)
         for b in range(n):
-            v = data[b].compressed()
+            v = data[b].compressed() if masked else data[b].ravel()
+            if hist is not None:
+                if v.size:
+                    hist[b] += np.bincount((v.astype("int32") + offset) if offset else v,
+                                           minlength=hist.shape[1])
+                continue
             if v.dtype.kind == "f":
                 v = v[np.isfinite(v)]
             if v.size == 0:
@@ -136,13 +201,26 @@ def band_stats(ds: rasterio.DatasetReader) -> list[dict[str, Any]]:
             hi[b] = max(hi[b], float(v.max()))
     out = []
     for b in range(n):
-        if cnt[b] == 0:
-            out.append({"minimum": None, "maximum": None, "mean": None, "stddev": None, "valid_percent": 0.0})
+        if hist is not None:
+            values = np.nonzero(hist[b])[0]
+            counts = [int(c) for c in hist[b][values]]
+            values = [int(x) - offset for x in values]
+            count = sum(counts)
+            if count:
+                t1 = sum(c * x for c, x in zip(counts, values, strict=True))
+                t2 = sum(c * x * x for c, x in zip(counts, values, strict=True))
+                mean = t1 / count
+                var = max(0.0, (t2 * count - t1 * t1) / (count * count))
+                out.append({"minimum": values[0], "maximum": values[-1], "mean": float(mean), "stddev": math.sqrt(var),
+                            "valid_percent": round(100.0 * count / total, 4)})
+                continue
+        elif cnt[b]:
+            mean = s1[b] / cnt[b]
+            var = max(0.0, s2[b] / cnt[b] - mean * mean)
+            out.append({"minimum": _num(lo[b]), "maximum": _num(hi[b]), "mean": float(mean), "stddev": math.sqrt(var),
+                        "valid_percent": round(100.0 * float(cnt[b]) / total, 4)})
             continue
-        mean = s1[b] / cnt[b]
-        var = max(0.0, s2[b] / cnt[b] - mean * mean)
-        out.append({"minimum": _num(lo[b]), "maximum": _num(hi[b]), "mean": float(mean), "stddev": math.sqrt(var),
-                    "valid_percent": round(100.0 * float(cnt[b]) / total, 4)})
+        out.append({"minimum": None, "maximum": None, "mean": None, "stddev": None, "valid_percent": 0.0})
     return out
 
 
@@ -190,14 +268,16 @@ def validate_cog(path: str) -> list[str]:
     return [f"COG_VALIDATE: {w}" for w in warnings]
 
 
-def describe(path: str) -> dict[str, Any]:
+def describe(path: str, *, threads: int = 2) -> dict[str, Any]:
     """Check the local COG at ``path`` and return its facts (everything but URLs and checksums).
+
+    ``threads`` GDAL threads decode the blocks of the statistics pass.
 
     Raises:
         OutputCheckFailed: the file is not a valid COG or its overviews are empty.
     """
     warnings = validate_cog(path)
-    with rasterio.open(path) as ds:
+    with rasterio.Env(GDAL_CACHEMAX=CACHE_MB, GDAL_NUM_THREADS=str(threads)), rasterio.open(path) as ds:
         stats = band_stats(ds)
         crs = ds.crs
         bounds = list(ds.bounds)

@@ -17,7 +17,8 @@ MIXED_DTYPES                error     bands of different data types
 DTYPE_UNSUPPORTED           error     complex data types
 DTYPE_64BIT                 warning   64-bit data (error with ``strict``): usually wasted bytes
 NODATA_OUT_OF_RANGE         warning   the nodata value cannot be represented in the data type
-RASTER_EMPTY                error     every pixel is nodata (confirmed by a full scan)
+RASTER_EMPTY                error     every pixel is nodata (confirmed by a block scan)
+RASTER_TOO_LARGE            error     more than ``MAX_PIXELS`` pixels declared (use the large_raster job)
 RASTER_MOSTLY_EMPTY         warning   90 % or more of the sampled pixels are nodata
 RASTER_NODATA_CONFLICT      warning   the nodata value lies inside the range of valid data (error with
                                       ``strict``)
@@ -25,9 +26,10 @@ RASTER_EXTREME_VALUES       warning   valid values with magnitude >= 1e30: likel
 NAN_WITHOUT_NODATA          warning   NaN values in a float raster that declares no nodata
 ==========================  ========  =========================================================================
 
-Pixel rules look at a decimated sample (at most 1024 pixels on the long side, read with range requests),
-so validating a 20 GB file does not read 20 GB. The one exception is an all-nodata sample, which is
-confirmed block by block before the file is failed (a sample can miss a small valid area).
+Pixel rules look at a sample (at most 1024 pixels on the long side, read with range requests: decimated
+through overviews, or a grid of small windows when a large file has none), so validating a 20 GB file
+does not read 20 GB. An all-nodata sample is confirmed block by block (at most ``SCAN_BLOCKS`` blocks)
+before the file is failed, since a sample can miss a small valid area.
 """
 
 from __future__ import annotations
@@ -42,11 +44,16 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import CRSError
+from rasterio.windows import Window
 
 from ..errors import CrsMismatch, CrsMissing, EmptyRaster, InvalidInput, UnsupportedRaster
 from .detect import detect_type, nodata_json
 
 SAMPLE_SIDE = 1024
+GRID_SAMPLE_ABOVE = 64 * 2**20  # pixels: larger rasters without overviews are sampled by windows
+GRID_WINDOW = 128  # side of each sample window
+SCAN_BLOCKS = 4096  # blocks read at most to confirm that a raster holds no valid pixel
+MAX_PIXELS = 2**33  # about 92,000 x 92,000: beyond this a header is refused as implausible for one COG
 EXTREME = 1e30
 
 
@@ -180,17 +187,29 @@ def check_nodata_range(nodata: float | None, dtype: str) -> list[Finding]:
 
 
 def sample(src: rasterio.DatasetReader, side: int = SAMPLE_SIDE) -> np.ma.MaskedArray:
-    """A decimated, masked read of all bands (overviews are used when the file has them)."""
+    """A masked sample of all bands, at most ``side`` pixels on the long side.
+
+    With overviews (or a small raster) it is a decimated read. Without overviews a decimated read
+    makes GDAL touch every block, so large rasters are sampled as a grid of small windows instead.
+    """
     scale = max(src.width, src.height) / side
     if scale <= 1:
         return src.read(masked=True)
-    shape = (src.count, max(1, round(src.height / scale)), max(1, round(src.width / scale)))
-    return src.read(masked=True, out_shape=shape, resampling=Resampling.nearest)
+    if src.overviews(1) or src.width * src.height <= GRID_SAMPLE_ABOVE:
+        shape = (src.count, max(1, round(src.height / scale)), max(1, round(src.width / scale)))
+        return src.read(masked=True, out_shape=shape, resampling=Resampling.nearest)
+    n, w = side // GRID_WINDOW, GRID_WINDOW
+    rows = [round(i * (src.height - w) / (n - 1)) for i in range(n)]
+    cols = [round(j * (src.width - w) / (n - 1)) for j in range(n)]
+    tiles = [[src.read(masked=True, window=Window(c, r, w, w)) for c in cols] for r in rows]
+    return np.ma.concatenate([np.ma.concatenate(row, axis=2) for row in tiles], axis=1)
 
 
-def has_valid_pixel(src: rasterio.DatasetReader) -> bool:
-    """Block-by-block search for one valid pixel (stops at the first)."""
-    for _, window in src.block_windows(1):
+def has_valid_pixel(src: rasterio.DatasetReader, max_blocks: int = SCAN_BLOCKS) -> bool | None:
+    """Block-by-block search for one valid pixel; None when ``max_blocks`` were read without an answer."""
+    for n, (_, window) in enumerate(src.block_windows(1)):
+        if n >= max_blocks:
+            return None
         if src.read_masks(window=window).any():
             return True
     return False
@@ -211,10 +230,14 @@ def check_pixels(src: rasterio.DatasetReader, data: np.ma.MaskedArray, strict: b
     valid_fraction = float(valid.size) / mask.size if mask.size else 0.0
     stats: dict[str, Any] = {"valid_fraction": round(valid_fraction, 6)}
     if valid.size == 0:
-        if not has_valid_pixel(src):
+        found = has_valid_pixel(src)
+        if found is False:
             out.append(Finding("RASTER_EMPTY", "error", "every pixel is nodata", EmptyRaster.remediation))
-            return out, stats
-        out.append(Finding("RASTER_MOSTLY_EMPTY", "warning", "the sample holds no valid pixel (a full scan found some)"))
+        elif found is None:
+            out.append(Finding("RASTER_MOSTLY_EMPTY", "warning",
+                               f"the sample holds no valid pixel and the first {SCAN_BLOCKS} blocks neither"))
+        else:
+            out.append(Finding("RASTER_MOSTLY_EMPTY", "warning", "the sample holds no valid pixel (a block scan found some)"))
         return out, stats
     vmin, vmax = float(valid.min()), float(valid.max())
     stats.update(min=vmin, max=vmax)
@@ -240,6 +263,11 @@ def validate_raster(src: rasterio.DatasetReader, *, input_crs: str | None = None
     ``type_reason``, and sample statistics.
     """
     crs, crs_source, findings = check_crs(src.crs, input_crs, target_crs)
+    if src.width * src.height > MAX_PIXELS:
+        findings.append(Finding(
+            "RASTER_TOO_LARGE", "error",
+            f"{src.width} x {src.height} pixels declared (more than {MAX_PIXELS:,}); a damaged or hostile header?",
+            "If the raster really is this large, convert it with the large_raster job (tiled, bounded memory)."))
     findings += check_geometry(src, crs, target_crs)
     findings += check_dtypes(src, strict)
     findings += check_nodata_range(src.nodata, src.dtypes[0])

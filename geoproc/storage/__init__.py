@@ -166,9 +166,27 @@ def publish(local_file: str, url: str, storage_options: Mapping[str, Any] | None
     with storage_errors(url, "write"):
         fs, path = open_fs(url, storage_options)
         parent = path.rsplit("/", 1)[0]
-        if protocol_of(url) != "az" and parent:
+        if protocol_of(url) == "az":
+            _ensure_container(fs, path.split("/", 1)[0])
+        elif parent:
             fs.makedirs(parent, exist_ok=True)
         fs.put_file(local_file, path)
+
+
+_CONTAINERS: set[str] = set()  # containers known to exist, per worker process
+
+
+def _ensure_container(fs: Any, container: str) -> None:
+    """Create an output container on first use, as a local output directory is created."""
+    key = f"{id(fs)}:{container}"
+    if key in _CONTAINERS:
+        return
+    if not fs.exists(container):
+        try:
+            fs.mkdir(container)
+        except FileExistsError:  # another task created it first
+            pass
+    _CONTAINERS.add(key)
 
 
 def local_copy(url: str, directory: str, storage_options: Mapping[str, Any] | None = None) -> str:

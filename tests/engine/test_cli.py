@@ -63,6 +63,9 @@ def test_user_errors_are_one_readable_line(sqlite_url):
         (["run", "no/such/spec.toml"], "not found"),
         (["status", "0123456789ab", "--ledger", sqlite_url], "No job '0123456789ab'"),
         (["run", "hello_world", "--ledger", "mysql://x/y"], "Unsupported ledger URL"),
+        (["tasks", "--status", "failed"], "Missing argument"),
+        (["run", "hello_world", "--set", "n"], "--set expects key=value"),
+        (["jobs", "--bbox", "1,2,3", "--ledger", sqlite_url], "--bbox expects west,south,east,north"),
     ]
     for args, expected in cases:
         p = _cli(*args)
