@@ -208,6 +208,8 @@ class Driver:
         total = sum(sum(c.values()) for c in counts.values())
         failed = sum(c.get("failed", 0) + c.get("skipped", 0) + c.get("pending", 0) for c in counts.values())
         status = self.jt.failure_policy.job_status(failed, total)
+        if any(sum(c.values()) and not c.get("completed") for c in counts.values()):
+            status = "failed"  # a stage that had work and completed none: nothing got through
         if total == 0:
             status = "completed"  # an empty fan-out is a clean, complete job
         result = self.jt.finalize(self.params, values) if self.jt.finalize else values[-1]
