@@ -27,8 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,8 +48,13 @@ SAMPLE_EVERY = 0.05
 
 
 def measured(cmd: list[str], *, env: dict | None = None, cwd: str | None = None) -> dict:
-    """Run ``cmd``; wall time and peak RSS (summed over the process and all its descendants)."""
+    """Run ``cmd``; wall time, CPU time and peak RSS (summed over the process and all its descendants).
+
+    CPU time (user + system of the whole tree, from ``RUSAGE_CHILDREN``) is reported because the
+    machine may be shared: it is less sensitive to other load than wall time.
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = psutil.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
         peak = peak_procs = 0
@@ -71,6 +76,8 @@ def measured(cmd: list[str], *, env: dict | None = None, cwd: str | None = None)
                 break
             time.sleep(SAMPLE_EVERY)
         wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
@@ -80,7 +87,7 @@ def measured(cmd: list[str], *, env: dict | None = None, cwd: str | None = None)
     for line in stdout.splitlines():
         if line.startswith("BENCH "):
             info = json.loads(line[6:])
-    return {"wall": wall, "peak_rss": peak, "procs": peak_procs, **info}
+    return {"wall": wall, "cpu": cpu, "peak_rss": peak, "procs": peak_procs, **info}
 
 
 def check_cog(path: str) -> str:
@@ -180,12 +187,12 @@ def run_variant(name: str, src: str, work: Path, args: argparse.Namespace, run: 
 
 
 def table(results: dict[str, dict]) -> None:
-    print(f"\n{'variant':<10} {'wall s':>8} {'peak MiB':>9} {'procs':>5}  notes")
+    print(f"\n{'variant':<10} {'wall s':>8} {'cpu s':>7} {'peak MiB':>9} {'procs':>5}  notes")
     for name, m in results.items():
         note = m["check"]
         if m.get("cluster_start") is not None:
             note += f"; cluster start {m['cluster_start']:.2f} s"
-        print(f"{name:<10} {m['wall']:8.2f} {m['peak_rss'] / 2**20:9.0f} {m['procs']:5d}  {note}")
+        print(f"{name:<10} {m['wall']:8.2f} {m['cpu']:7.2f} {m['peak_rss'] / 2**20:9.0f} {m['procs']:5d}  {note}")
 
 
 def verdict(results: dict[str, dict]) -> None:

@@ -36,7 +36,7 @@ class InventoryParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field(..., description="container or directory: az://container[/dir], /local/dir, memory://bucket")
+    source: str = Field(..., description="container or directory: az://container/dir, /local/dir, memory://bucket")
     prefix: str = Field("", description="keep blob names (relative to source) that start with this")
     suffixes: list[str] = Field(default_factory=list, description="keep names ending with one of these (.tif, _cog.tif)")
     min_size: ByteSize | None = Field(None, description="smallest size kept, inclusive (bytes, or '10MB')")

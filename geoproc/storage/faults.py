@@ -31,9 +31,10 @@ from .urls import redact
 
 _UNREACHABLE = re.compile(r"could not resolve host|name or service not known|nodename nor servname|"
                           r"cannot connect to host|connection refused|failed to resolve|"
-                          r"no address associated|temporary failure in name resolution|couldn't connect", re.I)
+                          r"no address associated|temporary failure in name resolution|couldn't connect|"
+                          r"could not connect|failed to connect", re.I)
 _TRANSIENT = re.compile(r"timed? ?out|connection (?:reset|aborted)|server busy|throttl|temporarily|"
-                        r"operation too slow|transfer closed|recv failure|send failure|ssl", re.I)
+                        r"operation too slow|transfer closed|recv failure|send failure|ssl|curl error", re.I)
 _HTTP_CODE = re.compile(r"HTTP (?:response )?(?:code|status)[: ]+(\d{3})|status[_ ]code[:= ]+(\d{3})", re.I)
 _NOT_FOUND = re.compile(r"does not exist|not (?:be )?found|no such file|ContainerNotFound|BlobNotFound|"
                         r"ResourceNotFound|404", re.I)

@@ -39,7 +39,7 @@ def sas_token(azurite):
                                                                                object=True),
                                 permission=AccountSasPermissions(read=True, write=True, list=True, create=True,
                                                                  add=True, delete=True),
-                                expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2))
+                                expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2))
 
 
 AUTH = {"connection_string": "connection_string", "account_key": "key", "sas_token": "sas"}

@@ -92,6 +92,8 @@ def test_invalid_params_name_the_problem():
         geoproc.run("summarize_container", source="/tmp", min_size="2MB", max_size=10)
     with pytest.raises(InvalidParams, match="output"):
         geoproc.run("list_container", source="/tmp")
+    with pytest.raises(InvalidParams, match="query strings"):
+        geoproc.run("list_container", source="az://box/x?sv=2024&sig=SECRET", output="/tmp/o")
 
 
 def test_memory_filesystem_with_an_in_process_cluster(tmp_path):

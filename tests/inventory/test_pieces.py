@@ -158,3 +158,16 @@ def test_spec_files_validate(spec):
     name, params = load_spec(Path(__file__).resolve().parents[2] / "jobs" / spec)
     model = get_job(name).validate(params)
     assert model.source == "az://bronze-rasters" and name == spec.removesuffix(".toml")
+
+
+@pytest.mark.parametrize("job", ["list_container", "summarize_container"])
+def test_descriptions_render_in_the_cli(job):
+    """`geoproc list` prints help texts as rich markup: brackets would break it."""
+    from rich.markup import render
+
+    from geoproc.jobs import get_job
+
+    jt = get_job(job)
+    for p in jt.describe_params():
+        render(p["help"])
+    render(jt.description)
