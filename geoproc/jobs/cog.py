@@ -64,6 +64,7 @@ from ..model import JSON, PARTIAL_OK, JobType, RetryPolicy, Stage, StageOutput, 
 from ..raster import cog as cogmod
 from ..raster.io import open_raster
 from ..raster.profiles import RASTER_TYPES, RESAMPLING_CHOICES, creation_profile, resampling_for, resolve_tier
+from ..raster.quicklook import write_quicklook
 from ..raster.validate import Finding, parse_crs, raise_for, validate_raster
 from ..stac import cogstage
 from ..stac.publish import SECRET_PARAMS as STAC_SECRET_PARAMS
@@ -111,6 +112,7 @@ class Params(StacOptions):  # stac_catalog / pgstac_dsn: catalog the outputs (ge
     overwrite: bool = Field(False, description="replace existing outputs that were not written from this input")
     large_threshold: int = Field(2_000_000_000, ge=1, description="inputs above this size (bytes) route to 'tiled'")
     gdal_threads: int = Field(2, ge=1, le=64, description="GDAL compression threads per task")
+    quicklook: bool = Field(False, description="also write a small PNG picture beside each COG (<name>.png)")
 
     @field_validator("target_crs", "input_crs")
     @classmethod
@@ -267,7 +269,7 @@ def plan_cog(p: Params, validate_keys: list[str]) -> Iterator[TaskSpec]:
     for key in validate_keys:
         yield TaskSpec(key=key, parent=key, params={
             "target_crs": p.target_crs, "jpeg_quality": p.jpeg_quality, "overwrite": p.overwrite,
-            "gdal_threads": p.gdal_threads})
+            "gdal_threads": p.gdal_threads, "quicklook": p.quicklook})
 
 
 def provenance(v: JSON, params: JSON) -> str:
@@ -303,6 +305,11 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
         sha, size = sha256_file(local), os.path.getsize(local)
         if not reused:
             publish(local, out, so)
+        quicklook = None
+        if params.get("quicklook"):  # a small PNG beside the COG, for reports and notebooks
+            png, quicklook = os.path.join(tmp, "quicklook.png"), quicklook_url(out)
+            write_quicklook(local, png, v["raster_type"])
+            publish(png, quicklook, so)
     warnings = list(v.get("warnings", [])) + facts.pop("warnings")
     facts.pop("tags")
     facts.pop("provenance")
@@ -312,8 +319,16 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
             "reprojected": cogmod.needs_warp(parse_crs(v["crs"]), params["target_crs"]),
             "resampling": {"overview": v["overview_resampling"], "reproject": v["reproject_resampling"]},
             "source_crs": v["crs"], "source_nodata": v["nodata"], "reused": reused, "route": v["route"],
+            **({"quicklook": redact(quicklook)} if quicklook else {}),
             "metrics": {"bytes_read": 0 if reused else v.get("input_size") or 0,
                         "bytes_written": 0 if reused else size}}
+
+
+def quicklook_url(out: str) -> str:
+    """``<output without .tif>.png``: the quicklook's place beside its COG."""
+    base = out.split("?", 1)[0]
+    stem, _ = posixpath.splitext(base)
+    return stem + ".png"
 
 
 def _reuse(out: str, digest: str, overwrite: bool, so: dict, local: str) -> bool:
@@ -415,10 +430,10 @@ Cog = JobType(
               retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=5.0),
               description="list the inputs (and check a collection's homogeneity)"),
         Stage("validate", handler="cog.validate", plan=plan_validate, aggregate=summarize_validation,
-              retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=5.0),
+              retry=RetryPolicy(attempts=6, base_delay=1.0, max_delay=10.0),
               description="validate each input (one task per file)"),
         Stage("cog", handler="cog.convert", plan=plan_cog, aggregate=report, lineage=True, heavy=True,
-              retry=RetryPolicy(attempts=3, base_delay=1.0, max_delay=10.0),
+              retry=RetryPolicy(attempts=6, base_delay=1.0, max_delay=10.0),
               description="write, check and publish each COG"),
         cogstage.STAGE,
     ),

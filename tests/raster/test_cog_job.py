@@ -171,3 +171,40 @@ def test_unreachable_storage_account(tmp_path, dask_cluster, ledger_url, monkeyp
     (code, attempts), = failed_codes(ledger_url, res.job_id).values()
     assert code == "STORAGE_UNREACHABLE" and attempts == 3
     assert os.environ["AZURE_STORAGE_CONNECTION_STRING"] == dead
+
+
+def test_quicklooks_are_real_pictures_of_the_data(tmp_path, dask_cluster, ledger_url):
+    """Each quicklook PNG is read back and compared with the COG it pictures."""
+    import numpy as np
+    import rasterio
+
+    from geoproc.raster.samples import write_samples
+
+    write_samples(tmp_path / "in")
+    res = geoproc.run("cog", input=str(tmp_path / "in"), output=str(tmp_path / "out"), quicklook=True,
+                      cluster=dask_cluster, ledger=ledger_url)
+    assert res.status == "completed"
+    from geoproc.ledger import open_ledger
+
+    cogs = [t["result"] for t in open_ledger(ledger_url).list_tasks(res.job_id, limit=None)
+            if t["stage_name"] == "cog"]
+    assert len(cogs) == 3
+    for r in cogs:
+        png = r["quicklook"]
+        assert png == r["output"][:-4] + ".png"
+        with rasterio.open(png) as q, rasterio.open(r["output"]) as c:
+            assert q.driver == "PNG" and q.count == 4 and max(q.width, q.height) == 256
+            rgba = q.read()
+            from rasterio.enums import Resampling
+
+            how = Resampling.nearest if r["raster_type"] == "categorical" else Resampling.average
+            full = c.read(1, out_shape=(q.height, q.width), masked=True, resampling=how)
+            # transparent where the COG has no data, opaque elsewhere (edges may differ by resampling)
+            assert np.mean((rgba[3] == 0) == np.ma.getmaskarray(full)) > 0.99
+            assert rgba[:3][:, rgba[3] > 0].std() > 5  # a picture, not a flat fill
+            if r["raster_type"] == "rgb":
+                rgb = c.read([1, 2, 3], out_shape=(3, q.height, q.width))
+                assert np.abs(rgba[:3].astype(int) - rgb.astype(int)).mean() < 8
+            elif r["raster_type"] == "dem":  # brighter where higher
+                grey = rgba[0].astype(float)[~np.ma.getmaskarray(full)]
+                assert np.corrcoef(grey, full.compressed())[0, 1] > 0.9
