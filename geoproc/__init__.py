@@ -6,11 +6,11 @@
 ('completed', 5)
 """
 
-from .api import JobHandle, JobResult, run, status, submit
+from .api import JobHandle, JobResult, retry, run, status, submit
 from .errors import GeoprocError
 from .jobs import ALL_HANDLERS, ALL_JOBS, get_job
 
 __version__ = "0.1.0"
 
 __all__ = ["ALL_HANDLERS", "ALL_JOBS", "GeoprocError", "JobHandle", "JobResult", "__version__", "get_job",
-           "run", "status", "submit"]
+           "retry", "run", "status", "submit"]

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -44,6 +45,10 @@ EXIT_ERROR: list[tuple[type[BaseException], int]] = [
 LedgerOpt = Annotated[str | None, typer.Option("--ledger", envvar="GEOPROC_LEDGER",
                                                 help="Ledger URL: sqlite:///PATH or postgresql://...")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+SetOpt = Annotated[list[str], typer.Option("--set", "-s", help="Parameter as key=value (repeatable).")]
+ClusterOpt = Annotated[str | None, typer.Option(help="local, tcp://HOST:PORT, or kubernetes.")]
+WorkersOpt = Annotated[int | None, typer.Option(help="Worker processes for a local cluster.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Re-run every task, even completed ones.")]
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -94,11 +99,11 @@ def _handle_sigterm(signum: int, frame: Any) -> None:
 @app.command()
 def run(
     job: Annotated[str, typer.Argument(help="Job type (see `geoproc list`) or a spec file (jobs/*.toml).")],
-    set_: Annotated[list[str], typer.Option("--set", "-s", help="Parameter as key=value (repeatable).")] = [],  # noqa: B006
-    cluster: Annotated[str | None, typer.Option(help="local, tcp://HOST:PORT, or kubernetes.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes for a local cluster.")] = None,
+    set_: SetOpt = [],  # noqa: B006
+    cluster: ClusterOpt = None,
+    workers: WorkersOpt = None,
     ledger: LedgerOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Re-run every task, even completed ones.")] = False,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a job (or resume it); a finished job returns its stored result at once."""
@@ -140,11 +145,11 @@ def cog(
     dst: Annotated[str, typer.Argument(help="Output prefix (or the exact .tif for a single input).")],
     target_crs: Annotated[str, typer.Option("--target-crs", help="Output CRS, or 'keep'.")] = "EPSG:4326",
     tier: Annotated[str, typer.Option(help="visualization, analysis or archive.")] = "analysis",
-    set_: Annotated[list[str], typer.Option("--set", "-s", help="More `cog` parameters as key=value.")] = [],  # noqa: B006
-    cluster: Annotated[str | None, typer.Option(help="local, tcp://HOST:PORT, or kubernetes.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes for a local cluster.")] = None,
+    set_: SetOpt = [],  # noqa: B006
+    cluster: ClusterOpt = None,
+    workers: WorkersOpt = None,
     ledger: LedgerOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Re-run every task, even completed ones.")] = False,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert rasters to Cloud-Optimized GeoTIFFs: short for `geoproc run cog --set input=SRC ...`."""
@@ -234,8 +239,8 @@ def retry(
     job_id: Annotated[str, typer.Argument(help="Job id or unambiguous prefix.")],
     failed: Annotated[bool, typer.Option("--failed", help="Re-run failed, skipped and cancelled tasks (default).")] = True,
     task: Annotated[list[str], typer.Option("--task", help="Re-run only this task (id or key; repeatable).")] = [],  # noqa: B006
-    cluster: Annotated[str | None, typer.Option(help="local, tcp://HOST:PORT, or kubernetes.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes for a local cluster.")] = None,
+    cluster: ClusterOpt = None,
+    workers: WorkersOpt = None,
     ledger: LedgerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -326,7 +331,8 @@ def list_jobs(as_json: JsonOpt = False) -> None:
                   title_justify="left")
         for p in jt.describe_params():
             default = "(required)" if p["required"] else repr(p["default"])
-            t.add_row(p["name"] + ("" if p["hashed"] else " *"), p["type"], default, p["bounds"], p["help"])
+            t.add_row(p["name"] + ("" if p["hashed"] else " *"), escape(p["type"]), escape(default), p["bounds"],
+                      escape(p["help"]))
         out.print(t)
     out.print("* not part of the job id")
 

@@ -14,7 +14,6 @@ with the reason instead. URLs are shown without query strings (SAS tokens) or us
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import html
 import json
 from collections.abc import Iterator, Mapping
@@ -23,6 +22,7 @@ from typing import Any
 
 from .ledger import Ledger, open_ledger
 from .ledger.store import JobRecord
+from .report import seconds, when
 
 STATUS_COLOURS = {"completed": "#2e7d32", "completed_with_errors": "#b7791f", "failed": "#c62828",
                   "cancelled": "#8e24aa", "running": "#0277bd", "pending": "#607d8b", "skipped": "#b7791f",
@@ -46,16 +46,6 @@ figure img{width:100%;image-rendering:pixelated;background:#fff}figcaption{font-
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
-
-
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def _secs(x: float | None) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.2f} s" if x < 120 else f"{x / 60:.1f} min"
 
 
 def _bytes(n: int | None) -> str:
@@ -202,7 +192,7 @@ def _stage_rows(names: list[str], descriptions: list[str], counts: Mapping[int, 
         rows.append(
             f'<tr class="stage"><td><b>{_e(name)}</b><br><span class="meta">{_e(descriptions[i])}</span></td>'
             f'<td class="n">{sum(c.values())}</td>{cells}<td class="n">{m.get("retries", 0)}</td>'
-            f'<td class="n">{_secs(m.get("span_s"))}</td><td class="n">{_secs(m.get("busy_s"))}</td>'
+            f'<td class="n">{seconds(m.get("span_s"))}</td><td class="n">{seconds(m.get("busy_s"))}</td>'
             f'<td class="n">{m.get("tasks_per_s") or "-"}</td><td class="n">{_bytes(m.get("bytes_read"))}</td>'
             f'<td class="n">{_bytes(m.get("bytes_written"))}</td></tr>')
     head = "".join(f"<th>{h}</th>" for h in ("stage", "tasks", *TASK_STATES, "retries", "span", "busy",
@@ -232,7 +222,7 @@ def _errors(ledger: Ledger, job: JobRecord, limit: int) -> str:
 
 def _events(ledger: Ledger, job: JobRecord, limit: int) -> str:
     evs = ledger.events(job.job_id, limit=10_000)[-limit:]
-    rows = "".join(f"<tr><td>{_when(e['at'])}</td><td>{_e(e['kind'])}</td>"
+    rows = "".join(f"<tr><td>{when(e['at'])}</td><td>{_e(e['kind'])}</td>"
                    f"<td>{'' if e['stage'] is None else e['stage']}</td><td>{_e(e['task_id'])}</td>"
                    f"<td>{_e(e['message'])}</td></tr>" for e in evs)
     return f"<table><tr><th>time</th><th>event</th><th>stage</th><th>task</th><th>message</th></tr>{rows}</table>"
@@ -269,8 +259,8 @@ def render_html(ledger: Ledger, job_id: str, *, storage_options: Mapping[str, An
     body = f"""
 <h1>{_e(job.job_type)} <code>{_e(job.job_id[:12])}</code> {_badge(job.status)}</h1>
 <p class="meta">{_e(jt.description if jt else "")}<br>job id <code>{_e(job.job_id)}</code> ·
-created {_when(job.created_at)} · started {_when(job.started_at)} · finished {_when(job.finished_at)} ·
-duration {_secs(job.duration)} · runs {job.runs}</p>
+created {when(job.created_at)} · started {when(job.started_at)} · finished {when(job.finished_at)} ·
+duration {seconds(job.duration)} · runs {job.runs}</p>
 <h2 id="stages">Stages</h2>{_stage_rows(names, descriptions, counts, metrics)}
 <h2 id="timeline">Timeline</h2>{_timeline(job, names, metrics)}
 <h2 id="errors">Errors</h2>{_errors(ledger, job, max_errors)}

@@ -167,6 +167,34 @@ def dask_cluster():
     cluster.close()
 
 
+# --- shared job-test helpers ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ledger_url(tmp_path):
+    """A SQLite ledger per test (tests/engine overrides it to run on PostgreSQL too)."""
+    return f"sqlite:///{tmp_path}/ledger.db"
+
+
+@pytest.fixture
+def az_options(azurite):
+    """Storage options as the engine ships them to tasks."""
+    return {"az": {"connection_string": azurite}}
+
+
+@pytest.fixture
+def az_container(azurite):
+    """A fresh, empty Azurite container; yields its name."""
+    import uuid
+
+    from geoproc.storage import open_fs
+
+    name = f"cog-{uuid.uuid4().hex[:12]}"
+    fs, _ = open_fs(f"az://{name}", {"az": {"connection_string": azurite}})
+    fs.mkdir(name)
+    return name
+
+
 # --- rasters -----------------------------------------------------------------------------------------
 
 

@@ -12,11 +12,12 @@ from ..model import JobType
 from . import cog, hello_world, inventory, stac_catalog, tiled
 
 ALL_JOBS: dict[str, JobType] = {
-    hello_world.HelloWorld.name: hello_world.HelloWorld,
-    **inventory.JOBS,
-    stac_catalog.StacCatalog.name: stac_catalog.StacCatalog,
-    cog.Cog.name: cog.Cog,
-    **tiled.JOBS,
+    "hello_world": hello_world.HelloWorld,
+    "cog": cog.Cog,
+    "large_raster": tiled.LargeRaster,
+    "stac_catalog": stac_catalog.StacCatalog,
+    "list_container": inventory.ListContainer,
+    "summarize_container": inventory.SummarizeContainer,
 }
 
 ALL_HANDLERS: dict[str, Callable] = {
@@ -26,6 +27,9 @@ ALL_HANDLERS: dict[str, Callable] = {
     **cog.HANDLERS,
     **tiled.HANDLERS,
 }
+
+
+assert all(name == jt.name for name, jt in ALL_JOBS.items())
 
 
 def get_job(name: str) -> JobType:

@@ -42,7 +42,8 @@ _DENIED = re.compile(r"AuthenticationFailed|AuthorizationFailure|not authorized|
                      r"access denied|\b40[13]\b", re.I)
 
 
-def _status(exc: BaseException) -> int | None:
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status an exception carries (attribute, response, or message), if any."""
     for attr in ("status_code", "status"):
         v = getattr(exc, attr, None)
         if isinstance(v, int):
@@ -65,7 +66,7 @@ def translate(exc: BaseException, url: str, action: str = "read") -> GeoprocErro
     where = redact(url)
     name = type(exc).__name__
     text = str(exc)
-    status = _status(exc)
+    status = http_status(exc)
     if name == "ClientAuthenticationError" or status in (401, 403) or (
             isinstance(exc, PermissionError) and "://" in url):
         return StorageAccessDenied(f"Access denied to {where} while trying to {action} it"
@@ -104,3 +105,43 @@ def storage_errors(url: str, action: str = "read") -> Iterator[None]:
         if mapped is None:
             raise
         raise mapped from None
+
+
+_gdal = None
+
+
+def _gdal_library():
+    """The GDAL shared library this process already loaded (through rasterio), or None."""
+    global _gdal
+    if _gdal is None:
+        import ctypes
+
+        import rasterio  # noqa: F401 - loads GDAL
+
+        path = None
+        try:
+            with open("/proc/self/maps") as maps:
+                path = next((line.split()[-1] for line in maps if "libgdal" in line.rsplit("/", 1)[-1]), None)
+        except OSError:
+            pass
+        if path is None:
+            import ctypes.util
+
+            path = ctypes.util.find_library("gdal")
+        try:
+            _gdal = ctypes.CDLL(path) if path else False
+        except OSError:
+            _gdal = False
+    return _gdal or None
+
+
+def forget_remote_state() -> None:
+    """Drop what GDAL cached about remote files in this process (existence, sizes, blocks).
+
+    GDAL's network file systems remember a file that could not be reached as missing; after an
+    outage, a retry would then fail with "does not exist" although the file is there. Called before
+    a task is retried after a transient failure.
+    """
+    lib = _gdal_library()
+    if lib is not None and hasattr(lib, "VSICurlClearCache"):
+        lib.VSICurlClearCache()
