@@ -14,6 +14,7 @@ import traceback
 from typing import Any
 
 from ..model import RetryPolicy, TaskContext
+from ..storage.faults import forget_remote_state
 from .retry import INVALID, TRANSIENT, classify
 
 # (task_id, key, params, parent_task_id)
@@ -57,9 +58,14 @@ def run_task(handler, item: Item, job: dict[str, str], stage: str, retry: RetryP
                     "worker": worker, "started_at": started, "finished_at": time.time()}
         except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome
             kind, code, remediation = classify(exc)
-            if kind == TRANSIENT and attempt < retry.attempts:
-                time.sleep(retry.delay(attempt, random.random()))
-                continue
+            if kind == TRANSIENT:
+                # GDAL remembers a file it could not reach as missing or unreadable, in this process:
+                # forget it before the next attempt, and before later tasks on this worker.
+                if attempt < retry.attempts:
+                    time.sleep(retry.delay(attempt, random.random()))
+                    forget_remote_state()
+                    continue
+                forget_remote_state()
             tb = "".join(traceback.format_exception(exc))[-4000:]
             return {"task_id": task_id, "status": "failed", "result": None, "attempts": attempt,
                     "error_kind": kind, "error_code": code, "error_message": f"{type(exc).__name__}: {exc}"[:2000],

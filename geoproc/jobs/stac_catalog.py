@@ -124,7 +124,7 @@ StacCatalog = JobType(
         Stage("list", handler="stac_catalog.list", plan=plan_list, aggregate=count_files, volatile=True,
               description="list the rasters below the source"),
         Stage("item", handler="stac_catalog.item", plan=plan_items, aggregate=catalog_items,
-              retry=RetryPolicy(attempts=4, base_delay=0.5, max_delay=10.0),
+              retry=RetryPolicy(attempts=6, base_delay=1.0, max_delay=10.0),
               description="one STAC item per raster, from its header; then load pgstac and write the collection"),
     ),
     secret_params=SECRET_PARAMS,

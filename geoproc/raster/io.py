@@ -20,7 +20,18 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from ..errors import CorruptRaster, GeoprocError
-from ..storage import gdal_env, gdal_path, gdal_readable, local_copy, redact, translate
+from ..storage import (
+    gdal_env,
+    gdal_path,
+    gdal_readable,
+    is_local,
+    local_copy,
+    open_fs,
+    redact,
+    storage_errors,
+    translate,
+)
+from ..storage.faults import forget_remote_state
 
 
 def _corrupt(url: str, exc: BaseException, doing: str) -> CorruptRaster:
@@ -44,6 +55,20 @@ def raster_errors(url: str, doing: str = "read") -> Iterator[None]:
         if isinstance(exc, RasterioError):
             raise _corrupt(url, exc, doing) from None
         raise
+
+
+def _check_reachable(url: str, storage_options: Mapping[str, Any] | None) -> None:
+    """Raise the storage error when a remote raster GDAL could not open or read is in fact out of reach.
+
+    During an outage GDAL may report a file it could not fetch as "not a supported format" or as a
+    failed read; that must be retried, not quarantined as corrupt. GDAL's memory of the failed fetch
+    is dropped first.
+    """
+    forget_remote_state()
+    with storage_errors(url, "read"):
+        fs, path = open_fs(url, storage_options)
+        fs.invalidate_cache(path)
+        fs.info(path)
 
 
 @contextmanager
@@ -73,7 +98,12 @@ def open_raster(url: str, storage_options: Mapping[str, Any] | None = None, *,
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="geoproc-in-"))
             path = local_copy(url, tmp, storage_options)
         stack.enter_context(gdal_session(url, storage_options, **gdal_options))
-        with raster_errors(url, "opened"):
-            src = stack.enter_context(rasterio.open(path))
-        with raster_errors(url, "read"):
-            yield src
+        try:
+            with raster_errors(url, "opened"):
+                src = stack.enter_context(rasterio.open(path))
+            with raster_errors(url, "read"):
+                yield src
+        except CorruptRaster:
+            if not is_local(url):
+                _check_reachable(url, storage_options)
+            raise

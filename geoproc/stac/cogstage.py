@@ -75,6 +75,6 @@ def aggregate(params: Any, results: Iterator[JSON]) -> JSON | None:
 
 
 STAGE = Stage("stac", handler="stac.item", plan=plan, aggregate=aggregate, lineage=True,
-              retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=5.0),
+              retry=RetryPolicy(attempts=6, base_delay=1.0, max_delay=10.0),
               description="one STAC item per output (stac_catalog / pgstac_dsn); then load pgstac and write the collection")
 HANDLERS = {"stac.item": item_handler}

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,23 +32,3 @@ def ledger_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/ledger.db"
     return request.getfixturevalue("postgres_url")
-
-
-def geoproc_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "geoproc.cli", *args]
-
-
-def spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
-    """Start ``geoproc ARGS`` as a separate driver process in its own process group."""
-    return subprocess.Popen(geoproc_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")

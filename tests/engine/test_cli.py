@@ -3,7 +3,7 @@
 import json
 import subprocess
 
-from conftest import geoproc_cmd
+from enginekit import geoproc_cmd
 from typer.testing import CliRunner
 
 from geoproc.cli import app

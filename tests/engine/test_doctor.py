@@ -2,7 +2,7 @@
 
 import subprocess
 
-from conftest import geoproc_cmd
+from enginekit import geoproc_cmd
 
 
 def _doctor(*args, env=None):

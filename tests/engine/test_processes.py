@@ -4,7 +4,7 @@ import json
 import os
 import signal
 
-from conftest import spawn, wait_for
+from enginekit import spawn, wait_for
 
 import geoproc
 from geoproc import get_job
