@@ -34,6 +34,9 @@ class TaskSpec:
     key: str
     params: JSON = field(default_factory=dict)
     parent: str | None = None  # logical key of the task in the previous stage this one consumes
+    # identity of what the task reads (e.g. a blob's etag): when it changes, the completed task and
+    # the lineage tasks after it run again; params alone never make a completed task re-run
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)

@@ -273,12 +273,21 @@ class Driver:
             prev_keys = [sp.key for sp in specs]
             rows: list[dict[str, Any]] = [{"task_id": self._tid(si, sp.key), "job_id": self.job_id, "stage": si, "stage_name": stage.name,
                      "seq": n, "key": sp.key, "handler": stage.handler, "params": sp.params,
-                     "parent_id": self._tid(si - 1, sp.parent) if sp.parent is not None else None}
+                     "parent_id": self._tid(si - 1, sp.parent) if sp.parent is not None else None,
+                     "fingerprint": sp.fingerprint}
                     for n, sp in enumerate(specs)]
             self.ledger.add_tasks(rows)
             states = self.ledger.task_states(self.job_id, si)
+            changed = [r for r in rows if r["task_id"] in states and states[r["task_id"]][1] != r["fingerprint"]]
+            if changed:  # the input behind these tasks changed since they ran
+                self.ledger.refresh_tasks(changed)
+                self.ledger.event(self.job_id, "inputs_changed", stage=si, data={"tasks": len(changed)})
+                for r in changed:
+                    states[r["task_id"]] = ("pending", r["fingerprint"])
             skip = {"completed", "failed"} if self.keep_failed else {"completed"}
-            pending = [r for r in rows if states.get(r["task_id"]) not in skip]
+            rerun_parent = set(chunk_of) if depth else set()  # lineage: a re-run parent re-runs its child
+            pending = [r for r in rows if states.get(r["task_id"], ("pending",))[0] not in skip
+                       or r["parent_id"] in rerun_parent]
             self.emit("stage", {"stage": si, "name": stage.name, "total": len(rows),
                                 "done": len(rows) - len(pending)})
             self.ledger.event(self.job_id, "stage_planned", stage=si,

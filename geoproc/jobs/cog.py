@@ -43,7 +43,7 @@ datetime           ISO 8601 UTC from the file's date tags (TIFFTAG_DATETIME, ...
 warnings           list of "CODE: message" strings (validation warnings, tier fallback, ...)
 reprojected        whether the raster was warped; ``resampling`` {overview, reproject}
 reused             true when an identical earlier output was kept instead of converting again
-route              "single" or "tiled" (see :func:`route`)
+route              "single" or "tiled": the route the conversion took (see :func:`route`)
 metrics            {bytes_read, bytes_written} of this attempt (for ``geoproc`` stage metrics)
 =================  ===========================================================================
 """
@@ -56,6 +56,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any, Literal
 
+import rasterio
 from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 
 from .. import ids
@@ -63,6 +64,7 @@ from ..errors import InvalidInput, OutputExists, UnsafePath
 from ..model import JSON, PARTIAL_OK, JobType, RetryPolicy, Stage, StageOutput, TaskContext, TaskSpec
 from ..raster import cog as cogmod
 from ..raster.io import open_raster
+from ..raster.mosaic import check_cog, cog_options, tiled_cog
 from ..raster.profiles import RASTER_TYPES, RESAMPLING_CHOICES, creation_profile, resampling_for, resolve_tier
 from ..raster.quicklook import write_quicklook
 from ..raster.validate import Finding, parse_crs, raise_for, validate_raster
@@ -84,7 +86,7 @@ from ..storage import (
 from ..storage.listing import list_files
 
 Resampling = Literal[RESAMPLING_CHOICES]  # type: ignore[valid-type]
-VERSION = "1"  # bump when outputs of equal inputs and settings change, so stale outputs are not reused
+VERSION = "2"  # bump when outputs of equal inputs and settings change, so stale outputs are not reused
 MAX_NAMES = 10_000  # inputs listed by name in stage values (beyond that, counts only)
 
 
@@ -208,7 +210,7 @@ def plan_validate(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
             problem = f"OUTPUT_COLLISION: {redact(seen[out])} already maps to {redact(out)}"
         elif out is not None:
             seen[out] = f["url"]
-        yield TaskSpec(key=f["url"], params={
+        yield TaskSpec(key=f["url"], fingerprint=f"{f['size']}:{f['etag']}", params={
             "input": f["url"], "rel": f["rel"], "output": out, "size": f["size"], "etag": f["etag"],
             "problem": problem, "input_crs": p.input_crs, "target_crs": p.target_crs, "strict": p.strict,
             "raster_type": p.raster_type, "tier": p.tier, "tier_fallback": p.tier_fallback,
@@ -273,12 +275,17 @@ def plan_cog(p: Params, validate_keys: list[str]) -> Iterator[TaskSpec]:
 
 
 def provenance(v: JSON, params: JSON) -> str:
-    """Digest of the input's identity and every setting that shapes the output."""
-    return ids.sha256_hex(ids.canonical_json({
+    """``<digest of the input's identity and every setting that shapes the output>:<input digest>``.
+
+    The second part names the input URL alone: an output stamped with it was written from this very
+    input (an older version of it, or other settings), so it may be replaced without ``overwrite``.
+    """
+    digest = ids.sha256_hex(ids.canonical_json({
         "v": VERSION, "input": v["input"], "size": v.get("input_size"), "etag": v.get("input_etag"),
         "crs": v["crs"], "target_crs": params["target_crs"], "tier": v["tier"], "type": v["raster_type"],
         "resampling": [v["overview_resampling"], v["reproject_resampling"]],
         "jpeg_quality": params["jpeg_quality"] if v["tier"] == "visualization" else None}))[:32]
+    return f"{digest}:{ids.sha256_hex(v['input'])[:16]}"
 
 
 def convert(params: JSON, ctx: TaskContext) -> JSON:
@@ -291,17 +298,29 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
     with tempfile.TemporaryDirectory(prefix="geoproc-cog-") as tmp:
         local = os.path.join(tmp, posixpath.basename(out.split("?")[0]) or "out.tif")
         reused = _reuse(out, digest, params["overwrite"], so, local)
+        taken = v["route"]
         if not reused:
             profile = creation_profile(v["tier"], v["dtype"], raster_type=v["raster_type"],
                                        jpeg_quality=params["jpeg_quality"], threads=params["gdal_threads"])
             config = {"CPL_TMPDIR": tmp, "GDAL_NUM_THREADS": str(params["gdal_threads"])}
             with open_raster(url, so, size=v.get("input_size")) as src:
-                cogmod.translate(src, local, profile, crs=parse_crs(v["crs"]),
-                                 crs_given=v["crs_source"] == "input_crs", target_crs=params["target_crs"],
-                                 overview_resampling=v["overview_resampling"],
-                                 reproject_resampling=v["reproject_resampling"], provenance=digest,
-                                 gdal_config=config)
-        facts = cogmod.describe(local)
+                taken = _route_taken(v, src, params["target_crs"])
+                if taken == "tiled":  # window by window in bounded memory (see geoproc.raster.mosaic.tiled_cog)
+                    opts = cog_options(v["tier"], v["dtype"], raster_type=v["raster_type"],
+                                       threads=params["gdal_threads"], jpeg_quality=params["jpeg_quality"])
+                    with rasterio.Env(CPL_TMPDIR=tmp):
+                        tiled_cog(src, local, target_crs=params["target_crs"], options=opts,
+                                  overview_resampling=v["overview_resampling"],
+                                  reproject_resampling=v["reproject_resampling"],
+                                  tags={cogmod.PROVENANCE_TAG: digest,
+                                        "OVERVIEW_RESAMPLING": v["overview_resampling"].upper()})
+                else:
+                    cogmod.translate(src, local, profile, crs=parse_crs(v["crs"]),
+                                     crs_given=v["crs_source"] == "input_crs", target_crs=params["target_crs"],
+                                     overview_resampling=v["overview_resampling"],
+                                     reproject_resampling=v["reproject_resampling"], provenance=digest,
+                                     gdal_config=config)
+        facts = check_cog(local) if taken == "tiled" else cogmod.describe(local)
         sha, size = sha256_file(local), os.path.getsize(local)
         if not reused:
             publish(local, out, so)
@@ -318,10 +337,19 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
             "datetime": v.get("datetime"), "warnings": warnings,
             "reprojected": cogmod.needs_warp(parse_crs(v["crs"]), params["target_crs"]),
             "resampling": {"overview": v["overview_resampling"], "reproject": v["reproject_resampling"]},
-            "source_crs": v["crs"], "source_nodata": v["nodata"], "reused": reused, "route": v["route"],
+            "source_crs": v["crs"], "source_nodata": v["nodata"], "reused": reused, "route": taken,
             **({"quicklook": redact(quicklook)} if quicklook else {}),
             "metrics": {"bytes_read": 0 if reused else v.get("input_size") or 0,
                         "bytes_written": 0 if reused else size}}
+
+
+def _route_taken(v: JSON, src: Any, target_crs: str) -> str:
+    """The route a conversion really takes: ``tiled`` (from :func:`route`) applies to inputs that are
+    reprojected and carry a nodata value; the others are copied by the single path, whose GDAL copy
+    streams already (no warp) or which adds the mask a warp of a raster without nodata needs."""
+    if v["route"] != "tiled" or v["crs_source"] == "input_crs" or src.nodata is None:
+        return "single"
+    return "tiled" if cogmod.needs_warp(parse_crs(v["crs"]), target_crs) else "single"
 
 
 def quicklook_url(out: str) -> str:
@@ -349,6 +377,9 @@ def _reuse(out: str, digest: str, overwrite: bool, so: dict, local: str) -> bool
     except InvalidInput:
         stamp = None
     if stamp != digest:
+        same_input = stamp is not None and stamp.rsplit(":", 1)[-1] == digest.rsplit(":", 1)[-1]
+        if same_input:
+            return False  # written from this input before it changed (or with other settings): replace
         raise OutputExists(f"{redact(out)} exists and was not written from this input with these settings.")
     with storage_errors(out, "read"):
         fs.get_file(path, local)

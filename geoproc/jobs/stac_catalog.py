@@ -94,7 +94,7 @@ def plan_items(params: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     base = params.source.rstrip("/")
     for result in previous.results():
         for f in result.get("files", []):
-            yield TaskSpec(key=f["name"], params={
+            yield TaskSpec(key=f["name"], fingerprint=f"{f.get('size')}:{f.get('last_modified')}", params={
                 "url": f"{base}/{f['name']}", "name": f["name"], "size": f.get("size"),
                 "last_modified": f.get("last_modified"), "collection": collection_of(params),
                 "catalog": params.stac_catalog, "datetime": params.stac_datetime,

@@ -64,6 +64,7 @@ tasks = sa.Table(
     sa.Column("handler", sa.String(128), nullable=False),
     sa.Column("params", JSONType, nullable=False),
     sa.Column("parent_id", sa.String(200)),
+    sa.Column("fingerprint", sa.String(200)),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("result", JSONType),

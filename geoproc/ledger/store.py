@@ -25,7 +25,7 @@ TERMINAL = frozenset({"completed", "completed_with_errors", "failed", "cancelled
 TASK_DONE = "completed"
 
 _TASK_COLUMNS = (
-    "task_id", "job_id", "stage", "stage_name", "seq", "key", "handler", "params", "parent_id", "status",
+    "task_id", "job_id", "stage", "stage_name", "seq", "key", "handler", "params", "parent_id", "fingerprint", "status",
     "attempts", "result", "error_kind", "error_code", "error_message", "remediation", "traceback", "worker",
     "started_at", "finished_at", "updated_at",
 )
@@ -250,12 +250,23 @@ class Ledger:
                     flush(c)
             flush(c)
 
-    def task_states(self, job_id: str, stage: int) -> dict[str, str]:
-        """task_id -> status for one stage."""
-        q = sa.select(s.tasks.c.task_id, s.tasks.c.status).where(s.tasks.c.job_id == job_id,
-                                                                   s.tasks.c.stage == stage)
+    def task_states(self, job_id: str, stage: int) -> dict[str, tuple[str, str | None]]:
+        """task_id -> (status, fingerprint) for one stage."""
+        q = sa.select(s.tasks.c.task_id, s.tasks.c.status, s.tasks.c.fingerprint).where(
+            s.tasks.c.job_id == job_id, s.tasks.c.stage == stage)
         with self.engine.connect() as c:
-            return dict(c.execute(q).all())
+            return {tid: (status, fp) for tid, status, fp in c.execute(q).all()}
+
+    def refresh_tasks(self, rows: list[dict[str, Any]]) -> None:
+        """Put tasks whose input changed back to pending, with their new fingerprint and params."""
+        if not rows:
+            return
+        t = s.tasks
+        stmt = (sa.update(t).where(t.c.task_id == sa.bindparam("b_id"))
+                .values(status="pending", result=None, fingerprint=sa.bindparam("b_fp"),
+                        params=sa.bindparam("b_params"), updated_at=time.time()))
+        with self.engine.begin() as c:
+            c.execute(stmt, [{"b_id": r["task_id"], "b_fp": r["fingerprint"], "b_params": r["params"]} for r in rows])
 
     def results(self, task_ids: list[str]) -> dict[str, Any]:
         """Stored results of the given tasks (completed ones only)."""

@@ -25,7 +25,7 @@ def test_jobs_tasks_results_roundtrip(ledger_url):
     assert led.create_job(jid, "hello_world", {"n": 3}, 2) is False
     led.add_tasks(_tasks(jid, 5))
     led.add_tasks(_tasks(jid, 5))  # idempotent
-    assert led.task_states(jid, 0) == {f"{jid[:8]}-0-{i}": "pending" for i in range(5)}
+    assert led.task_states(jid, 0) == {f"{jid[:8]}-0-{i}": ("pending", None) for i in range(5)}
     outs = [{"task_id": f"{jid[:8]}-0-{i}", "status": "completed", "result": {"v": i * 10}, "attempts": 1,
              "worker": "w1", "started_at": 1.0, "finished_at": 2.0} for i in (4, 0, 2)]
     outs.append({"task_id": f"{jid[:8]}-0-1", "status": "failed", "attempts": 2, "error_code": "X",

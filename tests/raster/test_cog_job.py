@@ -208,3 +208,26 @@ def test_quicklooks_are_real_pictures_of_the_data(tmp_path, dask_cluster, ledger
             elif r["raster_type"] == "dem":  # brighter where higher
                 grey = rgba[0].astype(float)[~np.ma.getmaskarray(full)]
                 assert np.corrcoef(grey, full.compressed())[0, 1] > 0.9
+
+
+def test_a_changed_input_is_converted_again_alone(raster_factory, tmp_path, dask_cluster, ledger_url):
+    """A file rewritten after its conversion gets new validate and cog tasks; the others are skipped."""
+    import numpy as np
+    import rasterio
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    for i in range(3):
+        raster_factory(f"r{i}.tif", directory=src, size=(256, 256), nodata=0)
+    first = geoproc.run("cog", input=str(src), output=str(out), target_crs="keep", cluster=dask_cluster,
+                        ledger=ledger_url)
+    assert first.status == "completed"
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    raster_factory("r1.tif", directory=src, size=(256, 256), nodata=0,
+                   data=np.full((1, 256, 256), 7, np.float32))  # same name, new content
+    again = geoproc.run("cog", input=str(src), output=str(out), target_crs="keep", cluster=dask_cluster,
+                        ledger=ledger_url)
+    assert again.status == "completed" and again.executed == 3  # listing + validate + cog of r1 only
+    assert {n: t for n, t in stamps.items() if n != "r1.tif"} == {
+        p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "r1.tif"}
+    with rasterio.open(out / "r1.tif") as ds:
+        assert float(ds.read(1).max()) == 7.0
