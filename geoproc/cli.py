@@ -111,6 +111,35 @@ def run(
                                          on_event=view, **parse_sets(set_)), as_json)
 
 
+@app.command()
+def plan(
+    job: Annotated[str, typer.Argument(help="large_raster, or a spec file of it (jobs/large_raster.toml).")],
+    set_: Annotated[list[str], typer.Option("--set", "-s", help="Parameter as key=value (repeatable).")] = [],  # noqa: B006
+    geojson: Annotated[str | None, typer.Option(help="Write the tile footprints (EPSG:4326) as GeoJSON here.")] = None,
+    png: Annotated[str | None, typer.Option(help="Write a PNG map of the tiles over the source outline here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a tiling plan from the source header only: tiles, bytes, memory per task; nothing runs."""
+    from .jobs.tiled import dry_run
+    from .report import human_bytes
+
+    s = dry_run(job, parse_sets(set_), geojson=geojson, png=png)
+    if as_json:
+        out.print_json(json.dumps(s))
+        return
+    t = Table(show_header=False, title=f"Tiling plan: {s['source']} → {s['crs']}", title_justify="left")
+    t.add_row("output grid", f"{s['shape'][1]} x {s['shape'][0]} px, resolution {s['resolution'][0]:g}")
+    t.add_row("tiles", f"{s['tiles']} of {s['tile_size']} px ({s['grid'][0]} x {s['grid'][1]}, "
+                       f"{s['empty_tiles']} empty), halo {s['halo']}")
+    t.add_row("bytes to read / write", f"{human_bytes(s['bytes_to_read'])} / {human_bytes(s['bytes_to_write'])}")
+    fits = "fits" if s["memory_per_task"] <= s["memory_budget"] else "[red]over budget[/]"
+    t.add_row("memory per task", f"{human_bytes(s['memory_per_task'])} of {human_bytes(s['memory_budget'])} ({fits})")
+    for key in ("geojson", "png"):
+        if key in s:
+            t.add_row(key, s[key])
+    out.print(t)
+
+
 def _run_and_report(start: Any, as_json: bool) -> None:
     """Run ``start(progress_view)`` with progress bars, print the result, exit with the job's code."""
     signal.signal(signal.SIGTERM, _handle_sigterm)

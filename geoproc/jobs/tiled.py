@@ -10,8 +10,16 @@ Stages:
    ``mode=single``: a plain tiled GeoTIFF part next to the output. A resumed job re-runs only the
    tiles whose tasks did not complete.
 3. ``finalize`` (one task): ``tiles``: a VRT mosaic of the tile COGs and a footprints GeoJSON;
-   ``single``: one COG assembled from the parts by GDAL's COG driver (overviews computed here, on the
-   whole mosaic), checked, published, and the parts removed.
+   ``single``: one COG assembled from the parts in bounded memory (overviews level by level from a VRT
+   of the parts, then a streaming copy by GDAL's COG driver; :func:`geoproc.raster.mosaic.assemble_cog`),
+   checked, published, and the parts removed.
+
+Memory: tile tasks keep to ``memory_budget`` (the plan picks the tile size from it; reading, warping
+and writing run under a bounded ``GDAL_CACHEMAX``). The finalize task holds a few 512 windows, a
+GDAL block cache of an eighth of the budget and, while the COG is compressed, about one 512-row strip
+of the output per compression thread (``gdal_threads``).
+
+:func:`dry_run` (``geoproc plan``) prints the plan of a job without running it.
 
 Outputs (``stem`` = ``name`` or the input file's stem): ``single`` → ``output`` when it ends in
 ``.tif``, else ``{output}/{stem}.tif``; ``tiles`` → ``{output}/{stem}_r{row}c{col}.tif``,
@@ -143,7 +151,7 @@ def plan_tiles(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
               "raster_type": p.raster_type, "overview_resampling": overview,
               "grid": {"crs_wkt": _wkt(p.target_crs), "transform": list(plan.transform), "width": plan.width,
                        "height": plan.height, "count": len(plan.bands), "dtype": plan.dtype,
-                       "nodata": plan.nodata}}
+                       "nodata": plan.nodata, "colorinterp": plan.colorinterp}}
     for t in plan.tiles():
         dest = (join(p.output, f"{stem}_{t.key}.tif") if p.mode == "tiles" else join(parts, f"{t.key}.tif"))
         yield TaskSpec(key=t.key, params={**common, "row": t.row, "col": t.col, "src_window": list(t.src_window or ()),
@@ -170,8 +178,13 @@ def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
                                            "tiles": tiles, "output": p.single_url() if p.mode == "single" else p.output,
                                            "stem": p.stem(), "tier": p.tier, "raster_type": p.raster_type,
                                            "overview_resampling": overview, "gdal_threads": p.gdal_threads,
-                                           "cache_bytes": min(256 * 2**20, int(p.memory_budget) // 2),
+                                           "cache_bytes": finalize_cache(int(p.memory_budget)),
                                            "parts": _parts_dir(p)})
+
+
+def finalize_cache(budget: int) -> int:
+    """GDAL block cache of the finalize task: an eighth of the budget, between 8 and 64 MiB."""
+    return max(8 * 2**20, min(64 * 2**20, budget // 8))
 
 
 def _parts_dir(p: Params) -> str:
@@ -197,20 +210,29 @@ def plan(params: JSON, ctx: TaskContext) -> JSON:
 
 def tile(params: JSON, ctx: TaskContext) -> JSON:
     """Warp one tile and write it (a checked COG, or a part of the single output)."""
+    import rasterio
+
+    from ..raster.io import open_raster
+    from ..raster.warp import warp_tile
+
+    x, y, w, h = params["outer"]
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE >> 20):  # reading, writing and checking: a bounded cache
+        with open_raster(params["input"], ctx.storage_options) as src:
+            arr = warp_tile(src, bands=params["bands"], src_window=tuple(params["src_window"]) or None,
+                            dst_crs=params["crs"], dst_transform=params["transform"], dst_shape=(h, w),
+                            resampling=params["resampling"], dst_nodata=params["nodata"],
+                            tolerance=params["tolerance"])
+        return _write_tile(arr, params, ctx)
+
+
+def _write_tile(arr: Any, params: JSON, ctx: TaskContext) -> JSON:
     import numpy as np
 
     from ..raster import footprint
-    from ..raster.io import open_raster
     from ..raster.mosaic import check_cog, cog_options, write_cog, write_part
-    from ..raster.warp import warp_tile
     from ..storage import publish, redact, sha256_file
 
-    x, y, w, h = params["outer"]
-    with open_raster(params["input"], ctx.storage_options, GDAL_CACHEMAX=GDAL_CACHE) as src:
-        arr = warp_tile(src, bands=params["bands"], src_window=tuple(params["src_window"]) or None,
-                        dst_crs=params["crs"], dst_transform=params["transform"], dst_shape=(h, w),
-                        resampling=params["resampling"], dst_nodata=params["nodata"],
-                        tolerance=params["tolerance"])
+    x, y = params["outer"][:2]
     nodata = params["nodata"]
     base = {"key": ctx.key, "row": params["row"], "col": params["col"], "grid": params["grid"]}
     if params["mode"] == "tiles" and nodata is not None and _all_nodata(arr, nodata, np):
@@ -260,6 +282,7 @@ def _sources(params: JSON, path_of) -> list:
 
 
 def _finalize_single(params: JSON, ctx: TaskContext) -> JSON:
+    """The single COG: overviews level by level from the parts' mosaic, then a streaming COG copy."""
     from ..raster import footprint
     from ..raster.mosaic import assemble_cog, build_vrt, check_cog, cog_options
     from ..storage import gdal_env, gdal_path, open_fs, publish, redact, sha256_file, storage_errors
@@ -268,16 +291,19 @@ def _finalize_single(params: JSON, ctx: TaskContext) -> JSON:
     opts = cog_options(params["tier"], grid["dtype"], overview_resampling=params["overview_resampling"],
                        raster_type=params["raster_type"], threads=params["gdal_threads"])
     nodata = grid.get("nodata")
+    vrt = {"crs_wkt": grid["crs_wkt"], "transform": grid["transform"], "width": grid["width"],
+           "height": grid["height"], "count": grid["count"], "dtype": grid["dtype"], "nodata": nodata,
+           "colorinterp": grid.get("colorinterp"), "sources": _sources(params, gdal_path)}
     with tempfile.TemporaryDirectory(prefix="geoproc-mosaic-") as tmp:
-        vrt = os.path.join(tmp, "mosaic.vrt")
-        build_vrt(vrt, crs_wkt=grid["crs_wkt"], transform=grid["transform"], width=grid["width"],
-                  height=grid["height"], count=grid["count"], dtype=grid["dtype"], nodata=nodata,
-                  sources=_sources(params, gdal_path))
+        mosaic = os.path.join(tmp, "mosaic.vrt")
+        build_vrt(mosaic, **vrt)
         local = os.path.join(tmp, params["stem"] + ".tif")
-        assemble_cog(vrt, local, opts, cache_bytes=params["cache_bytes"],
+        assemble_cog(mosaic, local, opts, overview_resampling=params["overview_resampling"], nodata=nodata,
+                     cache_bytes=params["cache_bytes"], vrt=vrt,
                      gdal_config=gdal_env(params["parts"], ctx.storage_options))
-        facts = check_cog(local)
-        facts.pop("tags", None)
+        facts = check_cog(local, cache_bytes=params["cache_bytes"])
+        for key in ("tags", "provenance", "bbox_wgs84"):
+            facts.pop(key, None)
         facts["bbox_wgs84"] = footprint.bbox_wgs84(grid["crs_wkt"], tuple(facts["bounds"]))
         size, digest = os.path.getsize(local), sha256_file(local)
         publish(local, out_url, ctx.storage_options)
@@ -361,3 +387,71 @@ LargeRaster = JobType(
 
 JOBS = {LargeRaster.name: LargeRaster}
 HANDLERS = {"large_raster.plan": plan, "large_raster.tile": tile, "large_raster.finalize": finalize}
+
+
+# --- dry run (``geoproc plan``) -------------------------------------------------------------------
+
+
+def dry_run(job: str, params: dict[str, Any], *, geojson: str | None = None, png: str | None = None,
+            storage_options: dict | None = None) -> dict[str, Any]:
+    """Plan a ``large_raster`` job from the source header only, without running anything.
+
+    Args:
+        job: ``large_raster`` or a spec file of that job.
+        params: parameters overriding the spec's.
+        geojson: write the tile footprints (EPSG:4326) here.
+        png: write a map of the tiles over the source's outline here (matplotlib).
+        storage_options: credentials for reading the header.
+
+    Returns:
+        The plan's summary (tiles, bytes to read and write, memory per task vs the budget).
+
+    Raises:
+        UserError: not a ``large_raster`` job, or bad parameters.
+    """
+    from ..api import resolve
+    from ..errors import InvalidParams
+
+    name, raw = resolve(job, params)
+    if name != LargeRaster.name:
+        raise InvalidParams(name, [f"`geoproc plan` plans {LargeRaster.name} jobs only"])
+    p = LargeRaster.validate(raw)
+    pl = make_plan(p, storage_options)  # type: ignore[arg-type]
+    summary = pl.summary()
+    feats = pl.footprints()
+    if geojson:
+        with open(geojson, "w") as f:
+            json.dump(feats, f)
+        summary["geojson"] = geojson
+    if png:
+        draw_plan(pl, feats, png)
+        summary["png"] = png
+    return summary
+
+
+def draw_plan(pl: TilingPlan, feats: dict[str, Any], path: str) -> None:
+    """A PNG map: the source's outline and every tile footprint (labelled) in longitude/latitude."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..raster.footprint import polygon_wgs84
+    from ..raster.tiling import _window_bounds
+
+    src = pl.source
+    outline = polygon_wgs84(src.crs, _window_bounds(src.affine, (0, 0, src.width, src.height)))
+    fig, ax = plt.subplots(figsize=(7, 7), dpi=100)
+    xs, ys = zip(*outline["coordinates"][0], strict=True)
+    ax.fill(xs, ys, color="#c8d8e8", edgecolor="#1f4e79", linewidth=2, label="source")
+    for f in feats["features"]:
+        fx, fy = zip(*f["geometry"]["coordinates"][0], strict=True)
+        ax.plot(fx, fy, color="#c0392b", linewidth=1)
+        ax.text(sum(fx) / len(fx), sum(fy) / len(fy), f["id"], ha="center", va="center", fontsize=7)
+    ax.set_title(f"{len(feats['features'])} tiles of {pl.tile_size} px in {pl.crs}")
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(loc="lower right")
+    fig.savefig(path)
+    plt.close(fig)

@@ -3,12 +3,21 @@
 * ``tiles``: every tile becomes a COG of its own (:func:`write_cog`); :func:`build_vrt` then writes a
   GDAL VRT mosaic of them, each tile placed by the transform read back from its file.
 * ``single``: every tile becomes a plain tiled GeoTIFF *part* (:func:`write_part`, fast ZSTD); the
-  finalize step mosaics the parts through a VRT and writes one COG with GDAL's COG driver
-  (:func:`assemble_cog`), which computes the overviews from the whole raster. Overviews are never
+  finalize step assembles one COG from them in bounded memory (:func:`assemble_cog`):
+
+  1. the parts are mosaicked by a VRT (no pixel is copied);
+  2. the overviews are computed level by level, each from the previous level (the first from the
+     mosaic), one 512 x 512 output window at a time, with GDAL's resampling kernels
+     (:func:`build_overview_levels`); each level is a plain tiled GeoTIFF;
+  3. a VRT that lists those files as the mosaic's overviews is copied by GDAL's COG driver with
+     ``OVERVIEWS=FORCE_USE_EXISTING``: a streaming block copy that computes nothing, under a bounded
+     ``GDAL_CACHEMAX``.
+
+  Memory is one window plus GDAL's bounded block cache, whatever the raster size. Overviews are never
   written through a Dask array writer (rioxarray#410: empty overviews).
 
-Both outputs are checked with :func:`geoproc.raster.cog.describe` (``cog_validate`` plus non-empty
-overviews) before they are published.
+Both outputs are checked by :func:`check_cog` (``cog_validate``, non-empty overviews, exact statistics
+read in bounded windows) before they are published.
 """
 
 from __future__ import annotations
@@ -31,9 +40,9 @@ GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int
 
 
 def cog_options(tier: str, dtype: str, *, overview_resampling: str = "nearest", raster_type: str = "unknown",
-                threads: int | str = 1) -> dict[str, str]:
+                threads: int | str = 1, jpeg_quality: int = 85) -> dict[str, str]:
     """Creation options for GDAL's COG driver, from the tier's profile (same codec, level, predictor)."""
-    prof = creation_profile(tier, dtype, raster_type=raster_type)
+    prof = creation_profile(tier, dtype, raster_type=raster_type, jpeg_quality=jpeg_quality)
     opts = {"BLOCKSIZE": str(BLOCKSIZE), "COMPRESS": str(prof.get("compress", "NONE")).upper(),
             "OVERVIEW_RESAMPLING": overview_resampling.upper(), "NUM_THREADS": str(threads),
             "BIGTIFF": "IF_SAFER"}
@@ -52,7 +61,7 @@ def _mem_dataset(array: np.ndarray, crs: Any, transform: Sequence[float], nodata
     from affine import Affine
 
     count, height, width = array.shape
-    ds = rasterio.open("", "w", driver="MEM", width=width, height=height, count=count, dtype=array.dtype,
+    ds = rasterio.open("", "w+", driver="MEM", width=width, height=height, count=count, dtype=array.dtype,
                        crs=crs, transform=Affine(*transform[:6]), nodata=nodata)
     ds.write(array)
     return ds
@@ -76,7 +85,7 @@ def write_part(array: np.ndarray, path: str, *, crs: Any, transform: Sequence[fl
     count, height, width = array.shape
     with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=count, dtype=array.dtype,
                        crs=crs, transform=Affine(*transform[:6]), nodata=nodata, tiled=True,
-                       blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, compress="ZSTD", zstd_level=1,
+                       blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, compress="ZSTD", zstd_level=1, interleave="band",
                        bigtiff="IF_SAFER") as dst:
         dst.write(array)
 
@@ -106,45 +115,273 @@ def placement(grid_transform: Sequence[float], file_transform: Sequence[float], 
 
 
 def build_vrt(path: str, *, crs_wkt: str, transform: Sequence[float], width: int, height: int, count: int,
-              dtype: str, nodata: float | None, sources: Sequence[Placement], relative: bool = False) -> None:
-    """Write a GDAL VRT mosaic of ``sources`` on the grid (``relative``: paths relative to the VRT)."""
+              dtype: str, nodata: float | None, sources: Sequence[Placement], relative: bool = False,
+              overviews: Sequence[str] = (), tags: dict[str, str] | None = None,
+              colorinterp: Sequence[str] | None = None) -> None:
+    """Write a GDAL VRT mosaic of ``sources`` on the grid (``relative``: paths relative to the VRT).
+
+    Args:
+        path: the VRT file to write.
+        crs_wkt: CRS of the grid.
+        transform: affine of the grid (6 numbers).
+        width: grid width in pixels.
+        height: grid height in pixels.
+        count: number of bands.
+        dtype: numpy data type name.
+        nodata: nodata value of every band, or None.
+        sources: (file, rect in the file, rect in the grid) of every source.
+        relative: file names relative to the VRT's directory.
+        overviews: files holding the mosaic's overviews, largest first (same bands, each covering
+            the whole grid); GDAL then reads them instead of computing overviews.
+        tags: dataset metadata.
+        colorinterp: band colour interpretations (GDAL names: ``Red``, ``Gray``, ...).
+    """
     gt = transform[:6]
     geo = f"{gt[2]!r}, {gt[0]!r}, {gt[1]!r}, {gt[5]!r}, {gt[3]!r}, {gt[4]!r}"
     lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
              f"  <SRS>{escape(crs_wkt)}</SRS>", f"  <GeoTransform>{geo}</GeoTransform>"]
+    if tags:
+        lines.append("  <Metadata>")
+        lines += [f'    <MDI key="{escape(k)}">{escape(str(v))}</MDI>' for k, v in tags.items()]
+        lines.append("  </Metadata>")
     for b in range(1, count + 1):
         lines.append(f'  <VRTRasterBand dataType="{GDAL_TYPES[dtype]}" band="{b}">')
         if nodata is not None:
             lines.append(f"    <NoDataValue>{_num(nodata)}</NoDataValue>")
+        if colorinterp:
+            lines.append(f"    <ColorInterp>{escape(colorinterp[b - 1])}</ColorInterp>")
+        for ovr in overviews:
+            lines += ["    <Overview>",
+                      f'      <SourceFilename relativeToVRT="{int(relative)}">{escape(ovr)}</SourceFilename>',
+                      f"      <SourceBand>{b}</SourceBand>", "    </Overview>"]
         for src_path, (sx, sy, sw, sh), (dx, dy, dw, dh) in sources:
-            kind = "ComplexSource" if nodata is not None else "SimpleSource"
+            # sources do not overlap (tiles partition the grid) and hold nodata themselves: simple sources
+            # copy them as they are, without the per-source working buffers of a ComplexSource
+            kind = "SimpleSource"
             lines += [f"    <{kind}>",
                       f'      <SourceFilename relativeToVRT="{int(relative)}">{escape(src_path)}</SourceFilename>',
                       f"      <SourceBand>{b}</SourceBand>",
                       f'      <SrcRect xOff="{sx}" yOff="{sy}" xSize="{sw}" ySize="{sh}"/>',
-                      f'      <DstRect xOff="{dx}" yOff="{dy}" xSize="{dw}" ySize="{dh}"/>']
-            if nodata is not None:
-                lines.append(f"      <NODATA>{_num(nodata)}</NODATA>")
-            lines.append(f"    </{kind}>")
+                      f'      <DstRect xOff="{dx}" yOff="{dy}" xSize="{dw}" ySize="{dh}"/>',
+                      f"    </{kind}>"]
         lines.append("  </VRTRasterBand>")
     lines.append("</VRTDataset>")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def assemble_cog(vrt_path: str, out_path: str, options: dict[str, str], *, cache_bytes: int = 64 * 2**20,
-                 gdal_config: dict[str, str] | None = None) -> None:
-    """Write the COG at local ``out_path`` from the mosaic ``vrt_path`` with GDAL's COG driver.
+def write_grid(path: str, *, crs: Any, transform: Sequence[float], width: int, height: int, count: int,
+               dtype: str, nodata: float | None) -> Any:
+    """Create an uncompressed tiled GeoTIFF of the whole grid (512 blocks) and return it open for writing.
 
-    GDAL computes the overviews from the whole mosaic here, in one process; its block cache is bounded
-    by ``cache_bytes`` so memory stays flat whatever the raster size.
+    Windows written into it (whole 512 blocks when they are block-aligned) go straight to disk; nothing
+    of the grid is held in memory.
+    """
+    import rasterio
+    from affine import Affine
+
+    return rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=count, dtype=dtype, crs=crs,
+                         transform=Affine(*transform[:6]), nodata=nodata, tiled=True, blockxsize=BLOCKSIZE,
+                         blockysize=BLOCKSIZE, compress="NONE", interleave="band", bigtiff="IF_SAFER",
+                         sparse_ok=True)
+
+
+def overview_count(width: int, height: int) -> int:
+    """Number of 2x overview levels until the long side fits in one 512 block (0 for one-block rasters)."""
+    n = 0
+    while max(width, height) / 2**n > BLOCKSIZE:
+        n += 1
+    return n
+
+
+OVERVIEW_MARGIN = 8  # source pixels read around each window: the widest kernel (lanczos, 3 px at 2x) and more
+POOL_SIZE = 8  # parts a mosaic VRT keeps open (each holds a few MiB of decoder state)
+WINDOW_BYTES = 4 * 2**20  # bytes of source pixels one overview step holds (bands are split to fit)
+
+
+def build_overview_levels(src_path: str, work_dir: str, *, levels: int, resampling: str,
+                          nodata: float | None, window_bytes: int = WINDOW_BYTES) -> list[str]:
+    """Compute ``levels`` 2x overviews of ``src_path``, each from the previous one, window by window.
+
+    Level *k* is a tiled GeoTIFF ``ovr{k}.tif`` of ``ceil(size / 2)`` pixels of level *k - 1*. Every
+    512 x 512 output window is computed from its 1024 x 1024 source window plus a margin of
+    :data:`OVERVIEW_MARGIN` pixels (so kernels wider than 2 pixels see their neighbours and windows join
+    without seams), resampled by GDAL (``resampling``: nearest, average, mode, bilinear, cubic, ...;
+    nodata pixels are left out as GDAL's overview builder does). Bands are processed in groups whose
+    source window fits ``window_bytes``.
+
+    Returns:
+        The level files, largest first.
+    """
+    import rasterio
+
+    paths: list[str] = []
+    prev = src_path
+    for k in range(1, levels + 1):
+        out = os.path.join(work_dir, f"ovr{k}.tif")
+        with rasterio.open(prev) as src:
+            w, h = (src.width + 1) // 2, (src.height + 1) // 2
+            dtype, count = src.dtypes[0], src.count
+            side = 2 * BLOCKSIZE + 2 * OVERVIEW_MARGIN
+            group = max(1, window_bytes // (side * side * np.dtype(dtype).itemsize))
+            with rasterio.open(out, "w", driver="GTiff", width=w, height=h, count=count, dtype=dtype, nodata=nodata,
+                               tiled=True, blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, compress="NONE",
+                               interleave="band", bigtiff="IF_SAFER") as dst:
+                for y0 in range(0, h, BLOCKSIZE):
+                    for x0 in range(0, w, BLOCKSIZE):
+                        win = (x0, y0, min(BLOCKSIZE, w - x0), min(BLOCKSIZE, h - y0))
+                        for b0 in range(0, count, group):
+                            bands = list(range(b0 + 1, min(count, b0 + group) + 1))
+                            dst.write(_downsample(src, bands, win, resampling, nodata), indexes=bands,
+                                      window=rasterio.windows.Window(*win))
+        paths.append(out)
+        prev = out
+    return paths
+
+
+def _downsample(src: Any, bands: list[int], win: tuple[int, int, int, int], resampling: str,
+                nodata: float | None) -> np.ndarray:
+    """Output window ``win`` of the 2x overview of ``src``: its source window with a margin, resampled."""
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window
+
+    x0, y0, w, h = win
+    m = OVERVIEW_MARGIN  # even, so the padded window keeps the 2x grid
+    X0, Y0, X1, Y1 = 2 * x0 - m, 2 * y0 - m, 2 * (x0 + w) + m, 2 * (y0 + h) + m
+    sx0, sy0, sx1, sy1 = max(0, X0), max(0, Y0), min(src.width, X1), min(src.height, Y1)
+    data = src.read(bands, window=Window(sx0, sy0, sx1 - sx0, sy1 - sy0))
+    pad = ((0, 0), (sy0 - Y0, Y1 - sy1), (sx0 - X0, X1 - sx1))  # outside the raster: nodata (or the edge)
+    if any(a or b for a, b in pad):
+        data = (np.pad(data, pad, mode="edge") if nodata is None
+                else np.pad(data, pad, constant_values=np.asarray(nodata).astype(data.dtype)))
+    if resampling == "nearest":  # GDAL's overview builder takes the top-left pixel of each 2 x 2 cell
+        small = data[:, 0::2, 0::2]
+    else:
+        import warnings
+
+        from rasterio.errors import NotGeoreferencedWarning
+
+        with warnings.catch_warnings():  # a bare pixel array: no georeference is needed to resample it
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            mem = _mem_dataset(data, None, (1, 0, 0, 0, 1, 0), nodata)
+        with mem:
+            small = mem.read(out_shape=(len(bands), h + m, w + m), resampling=Resampling[resampling])
+    return small[:, m // 2:m // 2 + h, m // 2:m // 2 + w]
+
+
+def tiled_cog(src: Any, out_path: str, *, target_crs: str, options: dict[str, str], overview_resampling: str,
+              reproject_resampling: str, tags: dict[str, str] | None = None, memory_budget: int = 256 * 2**20,
+              cache_bytes: int = 32 * 2**20) -> dict[str, Any]:
+    """Reproject an open raster to a COG at local ``out_path`` window by window, in bounded memory.
+
+    The one-task form of the ``large_raster`` job: a :class:`~geoproc.raster.tiling.TilingPlan` cuts
+    the output grid into tiles that fit ``memory_budget``; each tile is warped from its source window
+    and written straight into a tiled GeoTIFF of the whole grid (block-aligned, nothing held), then
+    :func:`assemble_cog` builds the overviews and the COG. Memory does not grow with the raster.
+
+    Returns:
+        ``{"tiles": n, "tile_size": px, "overviews": [...]}``
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    from .tiling import SourceInfo, TilingPlan
+    from .warp import warp_tile
+
+    plan = TilingPlan.build(SourceInfo.from_dataset(src, src.name), target_crs, memory_budget=memory_budget,
+                            resampling=reproject_resampling)
+    grid = os.path.join(os.path.dirname(os.path.abspath(out_path)), ".geoproc-grid.tif")
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=max(1, cache_bytes >> 20)):
+            with write_grid(grid, crs=target_crs, transform=plan.transform, width=plan.width, height=plan.height,
+                            count=len(plan.bands), dtype=plan.dtype, nodata=plan.nodata) as dst:
+                for t in plan.tiles():  # tiles that see no source stay unwritten: sparse blocks read as nodata
+                    x, y, w, h = t.outer
+                    arr = warp_tile(src, bands=plan.bands, src_window=t.src_window, dst_crs=target_crs,
+                                    dst_transform=t.transform, dst_shape=(h, w), resampling=plan.resampling,
+                                    dst_nodata=plan.nodata)
+                    dst.write(arr, window=Window(x, y, w, h))
+                    del arr
+                if tags:
+                    dst.update_tags(**tags)
+                if plan.colorinterp:
+                    from rasterio.enums import ColorInterp
+
+                    dst.colorinterp = [ColorInterp[c.lower()] for c in plan.colorinterp]
+            release_memory()
+            done = assemble_cog(grid, out_path, options, overview_resampling=overview_resampling,
+                                nodata=plan.nodata, cache_bytes=cache_bytes)
+    finally:
+        if os.path.exists(grid):
+            os.remove(grid)
+    return {"tiles": len(plan.tiles()), "tile_size": plan.tile_size, **done}
+
+
+def release_memory() -> None:
+    """Give freed heap pages back to the OS (glibc ``malloc_trim``), so one phase's garbage does not
+    stay in the worker's footprint while the next phase runs; a no-op elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def assemble_cog(mosaic: str, out_path: str, options: dict[str, str], *, overview_resampling: str,
+                 nodata: float | None, cache_bytes: int = 32 * 2**20, vrt: dict[str, Any] | None = None,
+                 gdal_config: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write the COG at local ``out_path`` from the full-resolution ``mosaic`` in bounded memory.
+
+    ``mosaic`` is a VRT of the parts or a tiled GeoTIFF of the whole grid. The overview levels are
+    computed next to ``out_path`` (:func:`build_overview_levels`), then GDAL's COG driver copies a
+    VRT that names them as the mosaic's overviews (``OVERVIEWS=FORCE_USE_EXISTING``: nothing is
+    recomputed) block by block; its block cache is bounded by ``cache_bytes``.
+
+    Args:
+        mosaic: full-resolution source (local path).
+        out_path: local COG path; temporary files go next to it and are removed.
+        options: COG driver creation options (:func:`cog_options`).
+        overview_resampling: GDAL kernel of the overviews.
+        nodata: nodata of the output.
+        cache_bytes: GDAL block cache while assembling.
+        vrt: keyword arguments of :func:`build_vrt` describing ``mosaic`` (grid, sources, tags,
+            colour interpretation); None reads them from ``mosaic`` itself.
+        gdal_config: more GDAL configuration options (credentials of the parts).
+
+    Returns:
+        ``{"overviews": [2, 4, ...]}``
     """
     import rasterio
     import rasterio.shutil
 
-    tmp = os.path.dirname(os.path.abspath(out_path))
-    with rasterio.Env(GDAL_CACHEMAX=int(cache_bytes), CPL_TMPDIR=tmp, **(gdal_config or {})):
-        rasterio.shutil.copy(vrt_path, out_path, driver="COG", **options)
+    work = os.path.join(os.path.dirname(os.path.abspath(out_path)), ".geoproc-assemble")
+    os.makedirs(work, exist_ok=True)
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=max(1, int(cache_bytes) >> 20), CPL_TMPDIR=work, VRT_NUM_THREADS=1,
+                          GDAL_MAX_DATASET_POOL_SIZE=POOL_SIZE, **(gdal_config or {})):
+            if vrt is None:
+                with rasterio.open(mosaic) as ds:
+                    vrt = {"crs_wkt": ds.crs.to_wkt() if ds.crs else "", "transform": list(ds.transform)[:6],
+                           "width": ds.width, "height": ds.height, "count": ds.count, "dtype": ds.dtypes[0],
+                           "nodata": ds.nodata, "tags": ds.tags(),
+                           "colorinterp": [c.name.capitalize() for c in ds.colorinterp],
+                           "sources": [(mosaic, (0, 0, ds.width, ds.height), (0, 0, ds.width, ds.height))]}
+            levels = overview_count(vrt["width"], vrt["height"])
+            ovrs = build_overview_levels(mosaic, work, levels=levels, resampling=overview_resampling, nodata=nodata)
+            release_memory()
+            full = os.path.join(work, "cog-source.vrt")
+            build_vrt(full, **{**vrt, "overviews": ovrs})
+            opts = {k: v for k, v in options.items() if k != "OVERVIEW_RESAMPLING"}
+            rasterio.shutil.copy(full, out_path, driver="COG", OVERVIEWS="FORCE_USE_EXISTING",
+                                 OVERVIEW_RESAMPLING=overview_resampling.upper(), **opts)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        release_memory()
+    return {"overviews": [2**k for k in range(1, levels + 1)]}
 
 
 def _num(v: float) -> str:
@@ -154,10 +391,15 @@ def _num(v: float) -> str:
 
 
 _NARROW = re.compile(r"Overview of index (\d+) is not tiled")
+STATS_BYTES = 2 * 2**20  # bytes of pixels (all bands) one statistics window holds
 
 
-def check_cog(path: str) -> dict[str, Any]:
-    """:func:`geoproc.raster.cog.describe` (``cog_validate``, non-empty overviews, statistics).
+def check_cog(path: str, *, cache_bytes: int = 32 * 2**20) -> dict[str, Any]:
+    """The facts and checks of :func:`geoproc.raster.cog.describe`, in bounded memory.
+
+    ``cog_validate`` must pass, overviews must exist and hold the data, and exact per-band statistics
+    are computed, reading one band of a few blocks at a time under a ``GDAL_CACHEMAX`` of
+    ``cache_bytes`` (a check of a 10 GB COG holds a few MiB). The keys are those of ``describe``.
 
     rio-cogeo's validator calls an overview "not tiled" when its block is exactly as wide as the
     overview (an overview 512 pixels wide and taller than 512, which GDAL's COG driver writes in
@@ -168,12 +410,16 @@ def check_cog(path: str) -> dict[str, Any]:
         OutputCheckFailed: the file is not a valid COG or its overviews are empty.
     """
     import rasterio
+    from rasterio.enums import MaskFlags
+    from rasterio.warp import transform_bounds
 
     from ..errors import OutputCheckFailed
     from . import cog as cogmod
+    from .detect import nodata_json
+    from .validate import crs_string, is_georeferenced
 
     try:
-        return cogmod.describe(path)
+        warnings = cogmod.validate_cog(path)
     except OutputCheckFailed as exc:
         errors = [e.strip() for e in str(exc).split(":", 1)[-1].split(";")]
         flagged = [_NARROW.fullmatch(e) for e in errors]
@@ -183,13 +429,92 @@ def check_cog(path: str) -> dict[str, Any]:
             with rasterio.open(path, overview_level=int(m.group(1))) as ov:
                 if ov.block_shapes[0] != (BLOCKSIZE, BLOCKSIZE):
                     raise
-    with rasterio.open(path) as ds:
-        stats = cogmod.band_stats(ds)
-        facts = {"crs": ds.crs.to_string(), "bounds": list(ds.bounds), "shape": [ds.height, ds.width],
+        warnings = ["COG_VALIDATE: a 512-pixel-wide overview is tiled 512x512 (rio-cogeo reports it as untiled)"]
+    with rasterio.Env(GDAL_CACHEMAX=max(1, cache_bytes >> 20)), rasterio.open(path) as ds:
+        stats = band_stats(ds)
+        crs, bounds = ds.crs, list(ds.bounds)
+        bbox = None
+        if crs is not None and is_georeferenced(crs):
+            bbox = list(transform_bounds(crs, "EPSG:4326", *bounds, densify_pts=21))
+        facts = {"crs": crs_string(crs), "bounds": bounds, "bbox_wgs84": bbox, "shape": [ds.height, ds.width],
                  "transform": list(ds.transform)[:6], "count": ds.count, "dtype": ds.dtypes[0],
-                 "nodata": ds.nodata, "compression": ds.compression.name.lower() if ds.compression else "none",
-                 "blocksize": list(ds.block_shapes[0])}
+                 "nodata": nodata_json(ds.nodata),
+                 "compression": ds.compression.name.lower() if ds.compression else "none",
+                 "blocksize": list(ds.block_shapes[0]), "colorinterp": [c.name for c in ds.colorinterp],
+                 "has_mask": any(MaskFlags.per_dataset in f for f in ds.mask_flag_enums),
+                 "provenance": ds.tags().get(cogmod.PROVENANCE_TAG), "tags": ds.tags()}
     facts["overviews"] = cogmod.check_overviews(path, stats)
     facts["band_stats"] = stats
-    facts["warnings"] = ["COG_VALIDATE: a 512-pixel-wide overview is tiled 512x512 (rio-cogeo reports it as untiled)"]
+    facts["warnings"] = warnings
     return facts
+
+
+def band_stats(ds: Any, *, max_bytes: int = STATS_BYTES) -> list[dict[str, Any]]:
+    """Exact per-band minimum, maximum, mean, stddev and valid_percent, read in bounded windows.
+
+    The figures of :func:`geoproc.raster.cog.band_stats` (8- and 16-bit integers counted in a
+    histogram, other types summed in float64; nodata and masks respected), read in windows of whole
+    512 blocks of all bands holding about ``max_bytes`` (at least one block), so memory does not
+    grow with the raster and every compressed block is decoded once.
+    """
+    from rasterio.enums import MaskFlags
+    from rasterio.windows import Window
+
+    n = ds.count
+    dtype = np.dtype(ds.dtypes[0])
+    small_int = dtype.kind in "iu" and dtype.itemsize <= 2 and len(set(ds.dtypes)) == 1
+    offset = -int(np.iinfo(dtype).min) if small_int else 0
+    hist = np.zeros((n, 1 << (8 * dtype.itemsize)), dtype="int64") if small_int else None
+    masked = ds.nodata is not None or any(flags != [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
+    total = ds.width * ds.height
+    cnt, s1, s2 = np.zeros(n), np.zeros(n), np.zeros(n)
+    lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+    rows = BLOCKSIZE
+    cols = max(BLOCKSIZE, max_bytes // (rows * n * dtype.itemsize) // BLOCKSIZE * BLOCKSIZE)
+    for r0 in range(0, ds.height, rows):
+        for c0 in range(0, ds.width, cols):
+            win = Window(c0, r0, min(cols, ds.width - c0), min(rows, ds.height - r0))
+            data = ds.read(window=win, masked=masked)
+            for b in range(n):
+                v = data[b].compressed() if masked else data[b].ravel()
+                if hist is not None:
+                    if v.size:
+                        hist[b] += np.bincount((v.astype("int32") + offset) if offset else v,
+                                               minlength=hist.shape[1])
+                    continue
+                if v.dtype.kind == "f":
+                    v = v[np.isfinite(v)]
+                if v.size == 0:
+                    continue
+                v64 = v.astype("float64")
+                cnt[b] += v.size
+                s1[b] += v64.sum()
+                s2[b] += np.square(v64).sum()
+                lo[b], hi[b] = min(lo[b], float(v.min())), max(hi[b], float(v.max()))
+            del data
+    out = []
+    for b in range(n):
+        if hist is not None:
+            values = np.nonzero(hist[b])[0]
+            counts = [int(c) for c in hist[b][values]]
+            vals = [int(x) - offset for x in values]
+            count = sum(counts)
+            if count:
+                t1 = sum(c * x for c, x in zip(counts, vals, strict=True))
+                t2 = sum(c * x * x for c, x in zip(counts, vals, strict=True))
+                var = max(0.0, (t2 * count - t1 * t1) / (count * count))
+                out.append({"minimum": vals[0], "maximum": vals[-1], "mean": float(t1 / count),
+                            "stddev": math.sqrt(var), "valid_percent": round(100.0 * count / total, 4)})
+                continue
+        elif cnt[b]:
+            mean = s1[b] / cnt[b]
+            out.append({"minimum": _int_or_float(lo[b]), "maximum": _int_or_float(hi[b]), "mean": float(mean),
+                        "stddev": math.sqrt(max(0.0, s2[b] / cnt[b] - mean * mean)),
+                        "valid_percent": round(100.0 * float(cnt[b]) / total, 4)})
+            continue
+        out.append({"minimum": None, "maximum": None, "mean": None, "stddev": None, "valid_percent": 0.0})
+    return out
+
+
+def _int_or_float(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else float(x)

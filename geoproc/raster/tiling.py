@@ -48,6 +48,7 @@ class SourceInfo:
     count: int
     dtype: str
     nodata: float | None = None
+    colorinterp: tuple[str, ...] | None = None  # GDAL colour interpretation of each band (``Red``, ``Gray``)
 
     @classmethod
     def from_dataset(cls, src: Any, url: str) -> SourceInfo:
@@ -55,7 +56,8 @@ class SourceInfo:
         nodata = src.nodata
         return cls(url=url, crs=src.crs.to_wkt(), transform=tuple(src.transform)[:6], width=src.width,
                    height=src.height, count=src.count, dtype=str(src.dtypes[0]),
-                   nodata=None if nodata is None else float(nodata))
+                   nodata=None if nodata is None else float(nodata),
+                   colorinterp=tuple(c.name.capitalize() for c in src.colorinterp))
 
     @property
     def affine(self) -> Affine:
@@ -173,6 +175,12 @@ class TilingPlan:
     def dtype(self) -> str:
         return self.source.dtype
 
+    @property
+    def colorinterp(self) -> list[str] | None:
+        """Colour interpretation of the output bands (the source's, in the order of ``bands``)."""
+        ci = self.source.colorinterp
+        return [ci[b - 1] for b in self.bands] if ci else None
+
     def window(self, row: int, col: int) -> Window:
         """The pixels of tile (row, col) in the output grid (edge tiles are cropped)."""
         rows, cols = self.shape
@@ -262,6 +270,8 @@ class TilingPlan:
         d = dict(d)
         src = dict(d.pop("source"))
         src["transform"] = tuple(src["transform"])
+        if src.get("colorinterp") is not None:
+            src["colorinterp"] = tuple(src["colorinterp"])
         return cls(source=SourceInfo(**src), transform=tuple(d.pop("transform")), bands=tuple(d.pop("bands")),
                    src_windows=tuple(tuple(w) if w else None for w in d.pop("src_windows")), **d)
 

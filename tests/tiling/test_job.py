@@ -58,15 +58,30 @@ def test_resume_reruns_only_missing_tiles(dask_cluster, smooth_raster, tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known: GDAL's copy of the single-output mosaic VRT in finalize peaks "
-                   "near 3x the raster (measured +784 MiB for 256 MiB); tile tasks alone peak ~+100 MiB")
-def test_raster_four_times_the_worker_memory_completes_under_the_limit(smooth_raster, tmp_path):
-    """Scaled down: a 256 MiB raster, workers allowed 64 MiB of data above their idle footprint."""
-    from dask.distributed import Client, LocalCluster
+def test_raster_four_times_the_worker_memory_completes_under_the_limit(tmp_path):
+    """Scaled down: a 256 MiB raster, each worker allowed 64 MiB of data above its idle footprint.
 
-    bands = 16
-    path = smooth_raster("utm33", size=2048, bands=bands)  # 2048 x 2048 x 16 float32 = 256 MiB
-    raster_bytes = 2048 * 2048 * bands * 4
+    The limit is measured, not enforced by Dask: a worker's RSS is sampled every 10 ms during the whole
+    job (tile tasks and the finalize task that assembles the COG with its overviews), and its peak
+    above the worker's idle RSS (interpreter, GDAL, rasterio and geoproc loaded) must stay under
+    ``memory_budget``. Dask's own ``memory_limit`` counts the idle footprint too (about 130 MiB
+    here) and pauses a worker at 80 % of it, so an honest 64 MiB limit cannot be given to Dask
+    without the worker pausing before any task starts; it is left generous and the budget is
+    asserted on the measured peak instead.
+    """
+    from dask.distributed import Client, LocalCluster
+    from rasterio.transform import from_bounds
+
+    from .conftest import smooth
+
+    bands, size = 1, 8192  # 8192 x 8192 float32 = 256 MiB, written in strips
+    path = tmp_path / "big.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands, dtype="float32",
+                       crs="EPSG:32633", transform=from_bounds(500000, 5000000, 581920, 5081920, size, size),
+                       nodata=NODATA, tiled=True, blockxsize=512, blockysize=512) as dst:
+        for r in range(0, size, 512):
+            dst.write(smooth(bands, 512, size) + r / 1000.0, window=((r, r + 512), (0, size)))
+    raster_bytes = size * size * bands * 4
     data_limit = raster_bytes // 4
 
     def rss() -> int:
@@ -89,33 +104,44 @@ def test_raster_four_times_the_worker_memory_completes_under_the_limit(smooth_ra
         import psutil
 
         proc = psutil.Process()
-        state = {"peak": proc.memory_info().rss, "stop": False}
+        state = {"peak": proc.memory_info().rss, "stop": False, "tasks": {}}
 
         def loop() -> None:
             while not state["stop"]:
-                state["peak"] = max(state["peak"], proc.memory_info().rss)
+                now = proc.memory_info().rss
+                state["peak"] = max(state["peak"], now)
+                for ts in list(dask_worker.state.executing):  # which task was running at the peak
+                    key = str(ts.key)
+                    state["tasks"][key] = max(state["tasks"].get(key, 0), now)
                 time.sleep(0.01)
 
         threading.Thread(target=loop, daemon=True).start()
         dask_worker._geoproc_rss = state
 
-    def peak(dask_worker=None) -> int:
+    def peak(dask_worker=None) -> tuple[int, dict[str, int]]:
         dask_worker._geoproc_rss["stop"] = True
-        return dask_worker._geoproc_rss["peak"]
+        return dask_worker._geoproc_rss["peak"], dask_worker._geoproc_rss["tasks"]
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None, memory_limit="2GiB") as cluster, Client(cluster) as client:
         idle = client.run(warm)
-        limit = max(idle.values()) + data_limit  # measured against this, not enforced (a paused worker hangs)
         client.run(lambda dask_worker: start_sampler(dask_worker))
         res = geoproc.run("large_raster", cluster=client, ledger=f"sqlite:///{tmp_path}/l.db",
                           input=str(path), output=str(tmp_path / "out"), target_crs="EPSG:3857",
-                          memory_budget=data_limit, reproject_resampling="bilinear")
+                          memory_budget=data_limit, reproject_resampling="bilinear", gdal_threads=1)
         peaks = client.run(lambda dask_worker: peak(dask_worker))
     assert res.status == "completed", res.error
     assert res.result["tiling"]["tiles"] >= 4
-    for addr, p in peaks.items():
+    assert res.result["plan"]["memory_per_task"] <= data_limit  # the plan's own estimate fits the budget
+    with rasterio.open(res.result["output"]) as ds:
+        assert ds.overviews(1) and ds.read(1, out_shape=(64, 64)).max() > 0
+    over = []
+    for addr, (p, tasks) in peaks.items():
         used = p - idle[addr]
+        top = sorted(tasks.items(), key=lambda kv: -kv[1])[:3]
         print(f"worker {addr}: idle {idle[addr] / 2**20:.0f} MiB, peak {p / 2**20:.0f} MiB, "
-              f"data {used / 2**20:.0f} MiB of {data_limit / 2**20:.0f} MiB (raster {raster_bytes / 2**20:.0f} MiB)")
-        assert p < limit, "a worker went over its memory limit"
+              f"data {used / 2**20:.0f} MiB of {data_limit / 2**20:.0f} MiB (raster {raster_bytes / 2**20:.0f} MiB); "
+              f"highest during: {[(k[-40:], round((v - idle[addr]) / 2**20)) for k, v in top]}")
+        if used >= data_limit:
+            over.append(addr)
+    assert not over, f"worker(s) {over} went over the {data_limit >> 20} MiB memory limit"
