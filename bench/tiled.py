@@ -1,7 +1,7 @@
 """Tiled reprojection benchmark: geoproc's large_raster (single COG) against GDAL's COG driver.
 
-    python bench/tiling.py --size 16000 --bands 3 --workers 2      # the issue's full-size case
-    python bench/tiling.py --size 4096 --workers 1 2                # quick, with scaling
+    python bench/tiled.py --size 16000 --bands 3 --workers 2      # the issue's full-size case
+    python bench/tiled.py --size 4096 --workers 1 2                # quick, with scaling
 
 Writes a synthetic uint8 UTM raster, then times (a) GDAL's COG driver with TARGET_SRS=EPSG:3857 and
 (b) geoproc's large_raster job (mode=single) at each worker count, with the same resampling and
