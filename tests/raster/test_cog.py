@@ -131,10 +131,16 @@ def test_existing_outputs_are_reused_or_protected(raster_factory, convert_one, t
     _, again = convert_one(src, output=out)
     assert not first["reused"] and again["reused"] and again["sha256"] == first["sha256"]
     raster_factory("a.tif", nodata=0, data=np.ones((1, 1024, 1024), "float32"))  # the input changes
-    with pytest.raises(OutputExists):
-        convert_one(src, output=out)
-    _, replaced = convert_one(src, output=out, overwrite=True)
+    _, replaced = convert_one(src, output=out)  # written from this same input before: replaced
     assert not replaced["reused"] and replaced["sha256"] != first["sha256"]
+    # an output written from another input is protected unless overwrite is asked for
+    other = raster_factory("b.tif", nodata=0, directory=tmp_path / "other")
+    exact = tmp_path / "exact.tif"
+    convert_one(src, output=exact)
+    with pytest.raises(OutputExists):
+        convert_one(other, output=exact)
+    _, forced = convert_one(other, output=exact, overwrite=True)
+    assert not forced["reused"]
 
 
 def test_output_naming_is_mirrored_and_safe():
