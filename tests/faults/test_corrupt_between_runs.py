@@ -23,7 +23,7 @@ def test_input_corrupted_between_runs_fails_only_its_task(azurite, az_fs, az_con
     args = ["run", "cog", "--set", f"input={src}", "--set", f"output={out}", "--workers", "2",
             "--ledger", sqlite_url, "--json"]
 
-    first = drivers(*args)
+    first = drivers(*args, env={"GEOPROC_FLUSH_INTERVAL": "0.05"})  # progress visible task by task
     wait_for(lambda: led.get_job(jid) is not None and counts(led, jid, CONVERT) >= 3, timeout=90,
              what="three COGs recorded")
     assert first.proc.poll() is None, first.stderr[-2000:]
