@@ -447,8 +447,12 @@ def render(result: JSON) -> Any:
         t.add_row(f"[yellow]warning[/] {w['input']}", "; ".join(w["warnings"]))
     for f in result.get("failed_tasks", [])[:20]:
         t.add_row(f"[red]failed[/] {f['stage']} {f['key']}", f"{f['code']}: {f['message']}\n→ {f['remediation']}")
-    if result.get("stac"):
-        t.add_row("stac", str(result["stac"]))
+    stac = result.get("stac") or {}
+    if stac.get("static"):
+        t.add_row("STAC catalog", f"{stac['static'].get('url')} ({stac['static'].get('items')} items)")
+    if stac.get("pgstac"):
+        pg = stac["pgstac"]
+        t.add_row("pgstac", ", ".join(f"{k} {v}" for k, v in pg.items() if isinstance(v, (int, str))))
     return t
 
 
