@@ -31,7 +31,7 @@ import math
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
@@ -204,9 +204,10 @@ def source_datetime(tags: dict[str, str]) -> str | None:
     return None
 
 
-def band_stats(ds: rasterio.DatasetReader) -> list[dict[str, Any]]:
-    """Exact per-band minimum, maximum, mean, stddev and valid_percent, read in strips of whole blocks.
+def band_stats(ds: rasterio.DatasetReader, windows: Iterable[Any] | None = None) -> list[dict[str, Any]]:
+    """Exact per-band minimum, maximum, mean, stddev and valid_percent.
 
+    Read in strips of whole blocks, or in the ``windows`` given (which must cover the raster once).
     8- and 16-bit integers are counted in a histogram (exact integer sums); other types are summed in
     float64. Masked reads are used only when the raster has nodata or a mask.
     """
@@ -222,10 +223,11 @@ def band_stats(ds: rasterio.DatasetReader) -> list[dict[str, Any]]:
     hi = np.full(n, -np.inf)
     total = ds.width * ds.height
     masked = ds.nodata is not None or any(flags != [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
-    block_h = ds.block_shapes[0][0] if ds.block_shapes else 512
-    rows = max(block_h, READ_PIXELS // max(1, ds.width) // block_h * block_h)
-    for r0 in range(0, ds.height, rows):
-        window = ((r0, min(r0 + rows, ds.height)), (0, ds.width))
+    if windows is None:
+        block_h = ds.block_shapes[0][0] if ds.block_shapes else 512
+        rows = max(block_h, READ_PIXELS // max(1, ds.width) // block_h * block_h)
+        windows = [((r0, min(r0 + rows, ds.height)), (0, ds.width)) for r0 in range(0, ds.height, rows)]
+    for window in windows:
         data = ds.read(window=window, masked=masked)
         for b in range(n):
             v = data[b].compressed() if masked else data[b].ravel()

@@ -457,64 +457,14 @@ def band_stats(ds: Any, *, max_bytes: int = STATS_BYTES) -> list[dict[str, Any]]
     512 blocks of all bands holding about ``max_bytes`` (at least one block), so memory does not
     grow with the raster and every compressed block is decoded once.
     """
-    from rasterio.enums import MaskFlags
     from rasterio.windows import Window
 
-    n = ds.count
-    dtype = np.dtype(ds.dtypes[0])
-    small_int = dtype.kind in "iu" and dtype.itemsize <= 2 and len(set(ds.dtypes)) == 1
-    offset = -int(np.iinfo(dtype).min) if small_int else 0
-    hist = np.zeros((n, 1 << (8 * dtype.itemsize)), dtype="int64") if small_int else None
-    masked = ds.nodata is not None or any(flags != [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
-    total = ds.width * ds.height
-    cnt, s1, s2 = np.zeros(n), np.zeros(n), np.zeros(n)
-    lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+    from .cog import band_stats as stats_in_windows
+
+    n, itemsize = ds.count, np.dtype(ds.dtypes[0]).itemsize
     rows = BLOCKSIZE
-    cols = max(BLOCKSIZE, max_bytes // (rows * n * dtype.itemsize) // BLOCKSIZE * BLOCKSIZE)
-    for r0 in range(0, ds.height, rows):
-        for c0 in range(0, ds.width, cols):
-            win = Window(c0, r0, min(cols, ds.width - c0), min(rows, ds.height - r0))
-            data = ds.read(window=win, masked=masked)
-            for b in range(n):
-                v = data[b].compressed() if masked else data[b].ravel()
-                if hist is not None:
-                    if v.size:
-                        hist[b] += np.bincount((v.astype("int32") + offset) if offset else v,
-                                               minlength=hist.shape[1])
-                    continue
-                if v.dtype.kind == "f":
-                    v = v[np.isfinite(v)]
-                if v.size == 0:
-                    continue
-                v64 = v.astype("float64")
-                cnt[b] += v.size
-                s1[b] += v64.sum()
-                s2[b] += np.square(v64).sum()
-                lo[b], hi[b] = min(lo[b], float(v.min())), max(hi[b], float(v.max()))
-            del data
-    out = []
-    for b in range(n):
-        if hist is not None:
-            values = np.nonzero(hist[b])[0]
-            counts = [int(c) for c in hist[b][values]]
-            vals = [int(x) - offset for x in values]
-            count = sum(counts)
-            if count:
-                t1 = sum(c * x for c, x in zip(counts, vals, strict=True))
-                t2 = sum(c * x * x for c, x in zip(counts, vals, strict=True))
-                var = max(0.0, (t2 * count - t1 * t1) / (count * count))
-                out.append({"minimum": vals[0], "maximum": vals[-1], "mean": float(t1 / count),
-                            "stddev": math.sqrt(var), "valid_percent": round(100.0 * count / total, 4)})
-                continue
-        elif cnt[b]:
-            mean = s1[b] / cnt[b]
-            out.append({"minimum": _int_or_float(lo[b]), "maximum": _int_or_float(hi[b]), "mean": float(mean),
-                        "stddev": math.sqrt(max(0.0, s2[b] / cnt[b] - mean * mean)),
-                        "valid_percent": round(100.0 * float(cnt[b]) / total, 4)})
-            continue
-        out.append({"minimum": None, "maximum": None, "mean": None, "stddev": None, "valid_percent": 0.0})
-    return out
+    cols = max(BLOCKSIZE, max_bytes // (rows * n * itemsize) // BLOCKSIZE * BLOCKSIZE)
+    windows = (Window(c0, r0, min(cols, ds.width - c0), min(rows, ds.height - r0))
+               for r0 in range(0, ds.height, rows) for c0 in range(0, ds.width, cols))
+    return stats_in_windows(ds, windows)
 
-
-def _int_or_float(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else float(x)
