@@ -121,7 +121,6 @@ def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: st
     returns its stored result without computing anything; an unfinished one resumes.
     """
     from .engine import Driver
-    from .storage import resolve_storage_options
 
     t0 = time.perf_counter()
     settings = settings or Settings()
@@ -140,7 +139,7 @@ def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: st
 
     try:
         driver = Driver(jt, model, led, settings=settings, cluster=cluster, workers=workers, force=force,
-                        wait=wait, storage_options=resolve_storage_options(), on_event=sink,
+                        wait=wait, on_event=sink,
                         keep_failed=_keep_failed)
         record, cached = driver.run()
         return job_summary(led, record, cached=cached, executed=driver.executed,

@@ -61,7 +61,9 @@ class Driver:
         self.jt, self.params, self.ledger = job_type, params, ledger
         self.settings = settings or Settings()
         self.cluster_spec, self.workers, self.force, self.wait = cluster, workers, force, wait
-        self.storage_options = Credentials(storage_options or {})
+        # resolved when tasks are about to run: a finished job returned from the ledger needs none
+        # (and resolving an Azure AD identity costs a token request)
+        self.storage_options = None if storage_options is None else Credentials(storage_options)
         self.keep_failed = keep_failed  # `retry --task`: leave the other failed tasks as they are
         self.emit: EventSink = on_event or (lambda kind, data: None)
         self.job_id = job_type.job_id(params)
@@ -162,6 +164,10 @@ class Driver:
     # --- execution ---------------------------------------------------------------------------------------
 
     def _execute(self) -> tuple[str | None, Any, str | None]:
+        if self.storage_options is None:
+            from ..storage import resolve_storage_options
+
+            self.storage_options = Credentials(resolve_storage_options())
         stages = self.jt.stages
         values: list[Any] = [None] * len(stages)
         with cluster_mod.connect(self.cluster_spec, workers=self.workers, settings=self.settings) as client:
