@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+
+from polling import wait_for  # noqa: F401  (re-exported for the tests)
 
 
 def geoproc_cmd(*args: str) -> list[str]:
@@ -21,11 +22,3 @@ def spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
                             env={**os.environ, **(env or {})}, start_new_session=True)
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")

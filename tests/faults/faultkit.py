@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import psutil
 import pytest
 import rasterio
+from polling import wait_for  # noqa: F401  (re-exported for the tests)
 from rasterio.transform import from_bounds
 
 from geoproc import get_job
@@ -36,16 +36,6 @@ def _root_conftest():
 
 
 ROOT_CONFTEST = _root_conftest()
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.05, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def cog_job_id(**params) -> str:
