@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import rasterio
+from benchkit import child_geoproc
 from rasterio.transform import from_origin
 
 HERE = Path(__file__).resolve()
@@ -129,25 +130,6 @@ def make_rgb(path: str, size: int, *, bands: int = 3, seed: int = 0, compress: s
 
 
 # --- the variants (each runs in a subprocess of its own) -------------------------------------------------
-
-
-def child_geoproc(src: str, dst: str, workdir: str, workers: int | None, threads: int) -> None:
-    import geoproc
-
-    t0 = time.perf_counter()
-    marks: dict[str, float] = {}
-
-    def on_event(kind: str, data: dict) -> None:
-        if kind == "cluster":
-            marks["cluster"] = time.perf_counter() - t0
-
-    res = geoproc.run("cog", input=src, output=dst, tier="analysis", target_crs="keep", gdal_threads=threads,
-                      workers=workers, cluster="local", ledger=f"sqlite:///{workdir}/ledger.db", on_event=on_event)
-    total = time.perf_counter() - t0
-    if res.status != "completed":
-        raise SystemExit(f"geoproc job {res.status}: {res.error} {json.dumps(res.result)[:2000]}")
-    print("BENCH " + json.dumps({"inner": total, "cluster_start": marks.get("cluster"),
-                                 "bytes_out": res.result["bytes_out"]}), flush=True)
 
 
 def child_gdal(src: str, dst: str) -> None:

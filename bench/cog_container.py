@@ -24,7 +24,6 @@ Targets: geoproc at most 0.6x the sequential loop and at most 1.05x the 2-proces
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -39,6 +38,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchkit import child_geoproc
 from cog import RIO, make_rgb, measured  # noqa: E402  (bench/cog.py, next to this file)
 
 HERE = Path(__file__).resolve()
@@ -89,24 +89,6 @@ def rio_loop(files: list[Path], out: Path, processes: int) -> float:
             if proc.returncode:
                 raise RuntimeError(f"{' '.join(proc.args)}: {proc.stderr[-2000:]}")
     return time.perf_counter() - t0
-
-
-def child_geoproc(src_dir: str, out_dir: str, workdir: str, workers: int, threads: int) -> None:
-    import geoproc
-
-    t0 = time.perf_counter()
-    marks: dict[str, float] = {}
-
-    def on_event(kind: str, data: dict) -> None:
-        if kind == "cluster":
-            marks["cluster"] = time.perf_counter() - t0
-
-    res = geoproc.run("cog", input=src_dir, output=out_dir, tier="analysis", target_crs="keep", gdal_threads=threads,
-                      workers=workers, cluster="local", ledger=f"sqlite:///{workdir}/ledger.db", on_event=on_event)
-    if res.status != "completed":
-        raise SystemExit(f"geoproc job {res.status}: {res.error} {json.dumps(res.result)[:2000]}")
-    print("BENCH " + json.dumps({"inner": time.perf_counter() - t0, "cluster_start": marks.get("cluster"),
-                                 "done": res.result["done"]}), flush=True)
 
 
 def check_all(out: Path, n: int) -> str:
