@@ -114,7 +114,7 @@ def run(
 @app.command()
 def plan(
     job: Annotated[str, typer.Argument(help="large_raster, or a spec file of it (jobs/large_raster.toml).")],
-    set_: Annotated[list[str], typer.Option("--set", "-s", help="Parameter as key=value (repeatable).")] = [],  # noqa: B006
+    set_: SetOpt = [],  # noqa: B006
     geojson: Annotated[str | None, typer.Option(help="Write the tile footprints (EPSG:4326) as GeoJSON here.")] = None,
     png: Annotated[str | None, typer.Option(help="Write a PNG map of the tiles over the source outline here.")] = None,
     as_json: JsonOpt = False,

@@ -135,6 +135,9 @@ class JobType:
             problems = []
             for err in exc.errors():
                 loc = ".".join(str(p) for p in err["loc"]) or "(params)"
+                if err["type"] == "missing":
+                    problems.append(f"{loc}: required parameter is missing{_bounds_hint(self.params, loc)}")
+                    continue
                 if err["type"] == "extra_forbidden":
                     allowed = ", ".join(self.params.model_fields)
                     problems.append(f"{loc}: unknown parameter; allowed: {allowed}")

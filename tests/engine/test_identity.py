@@ -46,3 +46,11 @@ def test_describe_params_marks_hash_excluded():
     d = {p["name"]: p for p in HW.describe_params()}
     assert d["n"]["bounds"] == ">= 1, <= 100000" and d["n"]["default"] == 3
     assert d["failure_rate"]["hashed"] is False and d["n"]["hashed"] is True
+
+
+def test_missing_required_param_is_named_plainly():
+    from geoproc import get_job
+
+    with pytest.raises(InvalidParams, match=r"input: required parameter is missing") as e:
+        get_job("cog").validate({"output": "x"})
+    assert "{" not in str(e.value)  # the whole params dict is not echoed
