@@ -299,6 +299,7 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
         local = os.path.join(tmp, posixpath.basename(out.split("?")[0]) or "out.tif")
         reused = _reuse(out, digest, params["overwrite"], so, local)
         taken = v["route"]
+        done: dict[str, Any] = {"band_stats": None}
         if not reused:
             profile = creation_profile(v["tier"], v["dtype"], raster_type=v["raster_type"],
                                        jpeg_quality=params["jpeg_quality"], threads=params["gdal_threads"])
@@ -315,20 +316,21 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
                                   tags={cogmod.PROVENANCE_TAG: digest,
                                         "OVERVIEW_RESAMPLING": v["overview_resampling"].upper()})
                 else:
-                    cogmod.translate(src, local, profile, crs=parse_crs(v["crs"]),
+                    done = cogmod.translate(src, local, profile, crs=parse_crs(v["crs"]),
                                      crs_given=v["crs_source"] == "input_crs", target_crs=params["target_crs"],
                                      overview_resampling=v["overview_resampling"],
                                      reproject_resampling=v["reproject_resampling"], provenance=digest,
                                      gdal_config=config)
-        facts = check_cog(local) if taken == "tiled" else cogmod.describe(local)
+        facts = check_cog(local) if taken == "tiled" else cogmod.describe(local, stats=done["band_stats"])
         sha, size = sha256_file(local), os.path.getsize(local)
-        if not reused:
-            publish(local, out, so)
         quicklook = None
         if params.get("quicklook"):  # a small PNG beside the COG, for reports and notebooks
             png, quicklook = os.path.join(tmp, "quicklook.png"), quicklook_url(out)
             write_quicklook(local, png, v["raster_type"])
-            publish(png, quicklook, so)
+        if not reused:
+            publish(local, out, so, move=True)
+        if quicklook:
+            publish(png, quicklook, so, move=True)
     warnings = list(v.get("warnings", [])) + facts.pop("warnings")
     facts.pop("tags")
     facts.pop("provenance")

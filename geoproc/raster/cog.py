@@ -20,7 +20,9 @@ Speed: a raster that keeps its grid (no reprojection, no CRS assignment) and is 
 takes rio-cogeo's method without its per-window Python copy through a ``WarpedVRT``: GDAL copies the
 source into an uncompressed tiled intermediate next to the output, builds the overviews in it, and
 copies it (``COPY_SRC_OVERVIEWS``) with the tier's creation options, compressing on ``GDAL_NUM_THREADS``
-threads. The other cases go through ``cog_translate``. Both run with a bounded GDAL block cache
+threads. The statistics are then taken from the uncompressed intermediate, which holds the output's
+pixels (every tier this route takes is lossless), so the output is not decoded a second time just to
+measure it. The other cases go through ``cog_translate``. Both run with a bounded GDAL block cache
 (:data:`CACHE_BYTES`), so a large raster does not fill a worker with cached blocks.
 """
 
@@ -116,6 +118,9 @@ def translate(src: rasterio.DatasetReader, dst_path: str, profile: dict, *, crs:
               gdal_config: dict | None = None) -> dict[str, Any]:
     """Write ``src`` as a COG at the local ``dst_path``; returns what was done (reprojected, masked).
 
+    The returned ``band_stats`` are the output's statistics when the conversion could measure them on
+    the way (the direct route), else None: :func:`describe` then measures the output itself.
+
     ``crs`` is the effective source CRS; ``crs_given`` says it came from the job (``input_crs``) rather
     than the file, in which case it is assigned without resampling.
     """
@@ -123,6 +128,7 @@ def translate(src: rasterio.DatasetReader, dst_path: str, profile: dict, *, crs:
 
     warp = needs_warp(crs, target_crs)
     add_mask = False
+    stats = None
     with ExitStack() as stack:
         stack.enter_context(heap_for_gdal())
         source: Any = src
@@ -148,12 +154,12 @@ def translate(src: rasterio.DatasetReader, dst_path: str, profile: dict, *, crs:
         levels = overview_levels(source.width, source.height)
         if source is src and _direct_ok(src, profile):
             with rasterio.Env(**config):
-                _direct(src, dst_path, profile, levels, overview_resampling, provenance)
+                stats = _direct(src, dst_path, profile, levels, overview_resampling, provenance)
         else:
             cog_translate(source, dst_path, profile, overview_resampling=overview_resampling, resampling="nearest",
                           add_mask=add_mask, overview_level=levels, quiet=True, forward_band_tags=True,
                           additional_cog_metadata={PROVENANCE_TAG: provenance}, config=config)
-    return {"reprojected": warp, "masked": add_mask}
+    return {"reprojected": warp, "masked": add_mask, "band_stats": stats}
 
 
 def _direct_ok(src: rasterio.DatasetReader, profile: dict) -> bool:
@@ -168,8 +174,11 @@ def _direct_ok(src: rasterio.DatasetReader, profile: dict) -> bool:
 
 
 def _direct(src: rasterio.DatasetReader, dst_path: str, profile: dict, levels: int, overview_resampling: str,
-            provenance: str) -> None:
-    """rio-cogeo's method done by GDAL alone: tiled intermediate → overviews → ``COPY_SRC_OVERVIEWS``."""
+            provenance: str) -> list[dict[str, Any]]:
+    """rio-cogeo's method done by GDAL alone: tiled intermediate → overviews → ``COPY_SRC_OVERVIEWS``.
+
+    Returns the band statistics, measured on the uncompressed intermediate after the copy.
+    """
     block = {k: profile[k] for k in ("blockxsize", "blockysize", "interleave") if k in profile}
     tmp = os.path.join(os.path.dirname(os.path.abspath(dst_path)), f".geoproc-{uuid.uuid4().hex}.tif")
     try:
@@ -180,6 +189,8 @@ def _direct(src: rasterio.DatasetReader, dst_path: str, profile: dict, levels: i
             mid.update_tags(OVERVIEW_RESAMPLING=Resampling[overview_resampling].name.upper(),
                             **{PROVENANCE_TAG: provenance})
         rasterio.shutil.copy(tmp, dst_path, copy_src_overviews=True, **profile)
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(tmp) as mid:
+            return raw_band_stats(mid)
     finally:
         for leftover in (tmp, tmp + ".aux.xml", tmp + ".msk"):
             if os.path.exists(leftover):
@@ -271,6 +282,22 @@ def band_stats(ds: rasterio.DatasetReader, windows: Iterable[Any] | None = None)
     return out
 
 
+def raw_band_stats(ds: rasterio.DatasetReader) -> list[dict[str, Any]]:
+    """:func:`band_stats`, by GDAL's own statistics routine where it is exact, for uncompressed rasters.
+
+    GDAL computes exact statistics (``approx=False``) with vectorised loops, several times faster
+    than NumPy, but reports the valid share to four digits only and ignores per-dataset masks. It is
+    used for integer rasters without nodata or mask, whose pixels are all valid; the others go
+    through :func:`band_stats`. Open ``ds`` with ``GDAL_PAM_ENABLED=NO``: GDAL would otherwise save
+    the statistics in a side file.
+    """
+    every_pixel_valid = all(flags == [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
+    if not every_pixel_valid or any(np.dtype(d).kind not in "iu" for d in ds.dtypes):
+        return band_stats(ds)
+    return [{"minimum": _num(st.min), "maximum": _num(st.max), "mean": float(st.mean), "stddev": float(st.std),
+             "valid_percent": 100.0} for st in ds.stats(approx=False)]
+
+
 def _num(x: float) -> float | int:
     return int(x) if float(x).is_integer() else float(x)
 
@@ -315,17 +342,19 @@ def validate_cog(path: str) -> list[str]:
     return [f"COG_VALIDATE: {w}" for w in warnings]
 
 
-def describe(path: str, *, threads: int = 2) -> dict[str, Any]:
+def describe(path: str, *, threads: int = 2, stats: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Check the local COG at ``path`` and return its facts (everything but URLs and checksums).
 
-    ``threads`` GDAL threads decode the blocks of the statistics pass.
+    ``stats`` are the output's band statistics when the conversion measured them already
+    (:func:`translate`); otherwise ``threads`` GDAL threads decode the blocks of a statistics pass.
 
     Raises:
         OutputCheckFailed: the file is not a valid COG or its overviews are empty.
     """
     warnings = validate_cog(path)
     with heap_for_gdal(), rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES, GDAL_NUM_THREADS=str(threads)), rasterio.open(path) as ds:
-        stats = band_stats(ds)
+        if stats is None:
+            stats = band_stats(ds)
         crs = ds.crs
         bounds = list(ds.bounds)
         bbox = None

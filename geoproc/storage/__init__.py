@@ -142,16 +142,25 @@ def sha256_file(path: str, chunk: int = 8 * 2**20) -> str:
     return h.hexdigest()
 
 
-def publish(local_file: str, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+def publish(local_file: str, url: str, storage_options: Mapping[str, Any] | None = None, *,
+            move: bool = False) -> None:
     """Make the finished ``local_file`` appear at ``url`` in one step.
 
-    Local destinations: copy next to the target under a hidden temporary name, then ``os.replace``
-    (atomic on POSIX). Remote destinations: ``put_file``; a blob upload becomes visible only when its
-    block list is committed, so readers see the old blob or the whole new one, never a part.
+    Local destinations: with ``move`` (the caller gives ``local_file`` up) a rename when both are on
+    one filesystem; otherwise a copy next to the target under a hidden temporary name, then
+    ``os.replace``. Both are atomic on POSIX. Remote destinations: ``put_file``; a blob upload becomes
+    visible only when its block list is committed, so readers see the old blob or the whole new one,
+    never a part.
     """
     if is_local(url):
         dest = os.path.abspath(local_path(url))
         os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if move:
+            try:
+                os.replace(local_file, dest)
+                return
+            except OSError:  # another filesystem (EXDEV): copy instead
+                pass
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".partial",
                                    dir=os.path.dirname(dest))
         os.close(fd)

@@ -12,7 +12,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from geoproc.errors import OutputCheckFailed, OutputExists, TierMismatch, UnsupportedRaster
 from geoproc.jobs.cog import Params, output_url, route
-from geoproc.raster.cog import check_overviews
+from geoproc.raster.cog import band_stats, check_overviews
 
 
 def open_out(result):
@@ -48,6 +48,29 @@ def test_result_contract_keys(raster_factory, convert_one):
     assert set(r["band_stats"][0]) >= {"minimum", "maximum", "mean", "stddev", "valid_percent"}
     import json
     json.dumps(r, allow_nan=False)
+
+
+@pytest.mark.parametrize("dtype,nodata,blank", [("uint8", None, False), ("int16", -9999, False),
+                                               ("float32", None, False), ("float32", -1, True)])
+def test_statistics_recorded_are_those_of_the_output(raster_factory, convert_one, dtype, nodata, blank):
+    """The direct route measures the statistics on its uncompressed intermediate: they must be the output's."""
+    yy, xx = np.mgrid[0:700, 0:900]
+    data = np.stack([(xx * 3 + yy) % 200, (xx - yy) % 97]).astype(dtype)
+    if nodata is not None:
+        data[:, :100] = nodata
+    if blank:
+        data[1] = nodata
+    if dtype == "float32" and nodata is None:
+        data[0, :50] = np.nan
+    v, r = convert_one(raster_factory(f"st_{dtype}_{blank}.tif", size=(900, 700), data=data, nodata=nodata),
+                       target_crs="keep")
+    with rasterio.open(r["output"]) as ds:
+        expected = band_stats(ds)
+    assert len(r["band_stats"]) == 2
+    for got, want in zip(r["band_stats"], expected, strict=True):
+        assert got["valid_percent"] == pytest.approx(want["valid_percent"], abs=1e-3)
+        for k in ("minimum", "maximum", "mean", "stddev"):
+            assert got[k] == (pytest.approx(want[k], rel=1e-9, abs=1e-9) if want[k] is not None else None), k
 
 
 def test_reprojection_matches_a_gdal_warp(raster_factory, convert_one):
