@@ -63,7 +63,7 @@ class Params(BaseModel):
     halo: int = Field(0, ge=0, le=BLOCK, description="extra pixels around each tile COG (mode=tiles)")
     memory_budget: ByteSize = Field(ByteSize(512 * 2**20), ge=64 * 2**20, description="memory one tile task may use")
     tolerance: float = Field(0.125, ge=0.0, le=1.0, description="warp transformer error threshold (pixels)")
-    gdal_threads: int = Field(2, ge=1, le=64, description="compression threads of the finalize COG")
+    gdal_threads: int = Field(2, ge=1, le=64, description="GDAL threads of a tile's warp and of the finalize COG's compression")
 
     @field_validator("tile_size")
     @classmethod
@@ -147,7 +147,7 @@ def plan_tiles(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     stem = p.stem()
     parts = join(p.out_dir(), f".{stem}.parts")
     common = {"input": p.input, "bands": list(plan.bands), "crs": p.target_crs, "resampling": plan.resampling,
-              "nodata": plan.nodata, "tolerance": p.tolerance, "mode": p.mode, "tier": p.tier,
+              "nodata": plan.nodata, "tolerance": p.tolerance, "threads": p.gdal_threads, "mode": p.mode, "tier": p.tier,
               "raster_type": p.raster_type, "overview_resampling": overview,
               "grid": {"crs_wkt": _wkt(p.target_crs), "transform": list(plan.transform), "width": plan.width,
                        "height": plan.height, "count": len(plan.bands), "dtype": plan.dtype,
@@ -160,14 +160,31 @@ def plan_tiles(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
 
 
 def collect_tiles(p: Params, results: Iterator[JSON]) -> JSON:
-    n = empty = size = 0
+    """Totals of the tiles stage; for ``single``, the tiles' statistics merged (one running count)."""
+    from ..raster.stats import BandStats
+
+    n = empty = size = covered = 0
     grid = None
+    counted: BandStats | None = None
+    complete = True
     for r in results:
         n += 1
         empty += bool(r.get("empty"))
         size += r.get("size") or 0
         grid = grid or r.get("grid")
-    return {"tiles": n, "empty": empty, "bytes": size, "grid": grid}
+        if r.get("stats") is None:
+            complete = False
+            continue
+        covered += r["inner"][2] * r["inner"][3]
+        part = BandStats.from_json(r["stats"])
+        if counted is None:
+            counted = part
+        else:
+            counted.merge(part)
+    out: JSON = {"tiles": n, "empty": empty, "bytes": size, "grid": grid}
+    if counted is not None and complete:
+        out["stats"] = {"counts": counted.to_json(), "covered": covered}
+    return out
 
 
 def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
@@ -179,6 +196,7 @@ def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
                                            "stem": p.stem(), "tier": p.tier, "raster_type": p.raster_type,
                                            "overview_resampling": overview, "gdal_threads": p.gdal_threads,
                                            "cache_bytes": finalize_cache(int(p.memory_budget)),
+                                           "stats": (previous.value or {}).get("stats"),
                                            "parts": _parts_dir(p)})
 
 
@@ -221,7 +239,7 @@ def tile(params: JSON, ctx: TaskContext) -> JSON:
             arr = warp_tile(src, bands=params["bands"], src_window=tuple(params["src_window"]) or None,
                             dst_crs=params["crs"], dst_transform=params["transform"], dst_shape=(h, w),
                             resampling=params["resampling"], dst_nodata=params["nodata"],
-                            tolerance=params["tolerance"])
+                            tolerance=params["tolerance"], threads=params.get("threads", 1))
         return _write_tile(arr, params, ctx)
 
 
@@ -230,6 +248,7 @@ def _write_tile(arr: Any, params: JSON, ctx: TaskContext) -> JSON:
 
     from ..raster import footprint
     from ..raster.mosaic import check_cog, cog_options, write_cog, write_part
+    from ..raster.stats import BandStats
     from ..storage import publish, redact, sha256_file
 
     x, y = params["outer"][:2]
@@ -250,10 +269,13 @@ def _write_tile(arr: Any, params: JSON, ctx: TaskContext) -> JSON:
             facts.pop("tags", None)
         else:
             write_part(arr, local, crs=params["crs"], transform=params["transform"], nodata=nodata)
+            counted = BandStats(arr.shape[0], str(arr.dtype), nodata)  # this tile's share of the COG's statistics
+            ix, iy, iw, ih = inner
+            counted.add(arr[:, iy:iy + ih, ix:ix + iw])
             del arr
-            facts = footprint.measured(local)
+            facts = {**footprint.measured(local), "stats": counted.to_json()}
         size, digest = os.path.getsize(local), sha256_file(local)
-        publish(local, params["dest"], ctx.storage_options)
+        publish(local, params["dest"], ctx.storage_options, move=True)
     return {**base, **facts, "url": redact(params["dest"]), "size": size, "sha256": digest, "inner": inner}
 
 
@@ -301,18 +323,35 @@ def _finalize_single(params: JSON, ctx: TaskContext) -> JSON:
         assemble_cog(mosaic, local, opts, overview_resampling=params["overview_resampling"], nodata=nodata,
                      cache_bytes=params["cache_bytes"], vrt=vrt,
                      gdal_config=gdal_env(params["parts"], ctx.storage_options))
-        facts = check_cog(local, cache_bytes=params["cache_bytes"])
+        facts = check_cog(local, cache_bytes=params["cache_bytes"], stats=_merged_stats(params, opts))
         for key in ("tags", "provenance", "bbox_wgs84"):
             facts.pop(key, None)
         facts["bbox_wgs84"] = footprint.bbox_wgs84(grid["crs_wkt"], tuple(facts["bounds"]))
         size, digest = os.path.getsize(local), sha256_file(local)
-        publish(local, out_url, ctx.storage_options)
+        publish(local, out_url, ctx.storage_options, move=True)
     with storage_errors(params["parts"], "delete"):
         fs, path = open_fs(params["parts"], ctx.storage_options)
         if fs.exists(path):
             fs.rm(path, recursive=True)
     return {**facts, "mode": "single", "output": redact(out_url), "size": size, "sha256": digest,
             "tiles": len(params["tiles"])}
+
+
+def _merged_stats(params: JSON, opts: dict[str, str]) -> list[JSON] | None:
+    """The single COG's band statistics from the counts of its tiles, or None to measure the file.
+
+    The tiles hold the COG's pixels when the codec is lossless; their inner windows partition the
+    grid, and the pixels of tiles never computed (no source) are nodata, which is not counted.
+    Without nodata those pixels would be valid zeros the tiles did not see, so the file is measured.
+    """
+    from ..raster.stats import BandStats
+
+    grid, counted = params["grid"], params.get("stats")
+    if opts.get("COMPRESS") == "JPEG" or not counted:
+        return None
+    if grid.get("nodata") is None and counted["covered"] != grid["width"] * grid["height"]:
+        return None
+    return BandStats.from_json(counted["counts"]).result(grid["width"] * grid["height"])
 
 
 def _finalize_tiles(params: JSON, ctx: TaskContext) -> JSON:

@@ -29,11 +29,10 @@ measure it. The other cases go through ``cog_translate``. Both run with a bounde
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
@@ -49,11 +48,11 @@ from rasterio.warp import transform_bounds
 from ..errors import OutputCheckFailed
 from .detect import nodata_json
 from .profiles import BLOCKSIZE
+from .stats import band_stats, raw_band_stats
 from .validate import crs_string, is_georeferenced
 
 PROVENANCE_TAG = "GEOPROC_PROVENANCE"
 CACHE_BYTES = 256 << 20  # GDAL block cache while converting and checking (rasterio takes bytes)
-READ_PIXELS = 8_000_000  # pixels per band in one windowed read of the statistics pass
 _DATETIME_TAGS = ("TIFFTAG_DATETIME", "ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "DATETIME", "DATE_TIME")
 
 
@@ -213,93 +212,6 @@ def source_datetime(tags: dict[str, str]) -> str | None:
             except ValueError:
                 continue
     return None
-
-
-def band_stats(ds: rasterio.DatasetReader, windows: Iterable[Any] | None = None) -> list[dict[str, Any]]:
-    """Exact per-band minimum, maximum, mean, stddev and valid_percent.
-
-    Read in strips of whole blocks, or in the ``windows`` given (which must cover the raster once).
-    8- and 16-bit integers are counted in a histogram (exact integer sums); other types are summed in
-    float64. Masked reads are used only when the raster has nodata or a mask.
-    """
-    n = ds.count
-    dtype = np.dtype(ds.dtypes[0])
-    small_int = dtype.kind in "iu" and dtype.itemsize <= 2 and len(set(ds.dtypes)) == 1
-    offset = -int(np.iinfo(dtype).min) if small_int else 0
-    hist = np.zeros((n, 1 << (8 * dtype.itemsize)), dtype="int64") if small_int else None
-    cnt = np.zeros(n)
-    s1 = np.zeros(n)
-    s2 = np.zeros(n)
-    lo = np.full(n, np.inf)
-    hi = np.full(n, -np.inf)
-    total = ds.width * ds.height
-    masked = ds.nodata is not None or any(flags != [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
-    if windows is None:
-        block_h = ds.block_shapes[0][0] if ds.block_shapes else 512
-        rows = max(block_h, READ_PIXELS // max(1, ds.width) // block_h * block_h)
-        windows = [((r0, min(r0 + rows, ds.height)), (0, ds.width)) for r0 in range(0, ds.height, rows)]
-    for window in windows:
-        data = ds.read(window=window, masked=masked)
-        for b in range(n):
-            v = data[b].compressed() if masked else data[b].ravel()
-            if hist is not None:
-                if v.size:
-                    hist[b] += np.bincount((v.astype("int32") + offset) if offset else v,
-                                           minlength=hist.shape[1])
-                continue
-            if v.dtype.kind == "f":
-                v = v[np.isfinite(v)]
-            if v.size == 0:
-                continue
-            v64 = v.astype("float64")
-            cnt[b] += v.size
-            s1[b] += v64.sum()
-            s2[b] += np.square(v64).sum()
-            lo[b] = min(lo[b], float(v.min()))
-            hi[b] = max(hi[b], float(v.max()))
-    out = []
-    for b in range(n):
-        if hist is not None:
-            present = np.nonzero(hist[b])[0]
-            counts = [int(c) for c in hist[b][present]]
-            values = [int(x) - offset for x in present]
-            count = sum(counts)
-            if count:
-                t1 = sum(c * x for c, x in zip(counts, values, strict=True))
-                t2 = sum(c * x * x for c, x in zip(counts, values, strict=True))
-                mean = t1 / count
-                var = max(0.0, (t2 * count - t1 * t1) / (count * count))
-                out.append({"minimum": values[0], "maximum": values[-1], "mean": float(mean), "stddev": math.sqrt(var),
-                            "valid_percent": round(100.0 * count / total, 4)})
-                continue
-        elif cnt[b]:
-            mean = s1[b] / cnt[b]
-            var = max(0.0, s2[b] / cnt[b] - mean * mean)
-            out.append({"minimum": _num(lo[b]), "maximum": _num(hi[b]), "mean": float(mean), "stddev": math.sqrt(var),
-                        "valid_percent": round(100.0 * float(cnt[b]) / total, 4)})
-            continue
-        out.append({"minimum": None, "maximum": None, "mean": None, "stddev": None, "valid_percent": 0.0})
-    return out
-
-
-def raw_band_stats(ds: rasterio.DatasetReader) -> list[dict[str, Any]]:
-    """:func:`band_stats`, by GDAL's own statistics routine where it is exact, for uncompressed rasters.
-
-    GDAL computes exact statistics (``approx=False``) with vectorised loops, several times faster
-    than NumPy, but reports the valid share to four digits only and ignores per-dataset masks. It is
-    used for integer rasters without nodata or mask, whose pixels are all valid; the others go
-    through :func:`band_stats`. Open ``ds`` with ``GDAL_PAM_ENABLED=NO``: GDAL would otherwise save
-    the statistics in a side file.
-    """
-    every_pixel_valid = all(flags == [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
-    if not every_pixel_valid or any(np.dtype(d).kind not in "iu" for d in ds.dtypes):
-        return band_stats(ds)
-    return [{"minimum": _num(st.min), "maximum": _num(st.max), "mean": float(st.mean), "stddev": float(st.std),
-             "valid_percent": 100.0} for st in ds.stats(approx=False)]
-
-
-def _num(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else float(x)
 
 
 def check_overviews(path: str, stats: list[dict[str, Any]]) -> list[int]:

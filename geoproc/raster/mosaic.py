@@ -394,12 +394,13 @@ _NARROW = re.compile(r"Overview of index (\d+) is not tiled")
 STATS_BYTES = 2 * 2**20  # bytes of pixels (all bands) one statistics window holds
 
 
-def check_cog(path: str, *, cache_bytes: int = 32 * 2**20) -> dict[str, Any]:
+def check_cog(path: str, *, cache_bytes: int = 32 * 2**20, stats: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The facts and checks of :func:`geoproc.raster.cog.describe`, in bounded memory.
 
     ``cog_validate`` must pass, overviews must exist and hold the data, and exact per-band statistics
     are computed, reading one band of a few blocks at a time under a ``GDAL_CACHEMAX`` of
-    ``cache_bytes`` (a check of a 10 GB COG holds a few MiB). The keys are those of ``describe``.
+    ``cache_bytes`` (a check of a 10 GB COG holds a few MiB), unless the caller counted them already
+    (``stats``, e.g. merged from the tiles the COG was assembled from). The keys are those of ``describe``.
 
     rio-cogeo's validator calls an overview "not tiled" when its block is exactly as wide as the
     overview (an overview 512 pixels wide and taller than 512, which GDAL's COG driver writes in
@@ -431,7 +432,8 @@ def check_cog(path: str, *, cache_bytes: int = 32 * 2**20) -> dict[str, Any]:
                     raise
         warnings = ["COG_VALIDATE: a 512-pixel-wide overview is tiled 512x512 (rio-cogeo reports it as untiled)"]
     with rasterio.Env(GDAL_CACHEMAX=max(1, cache_bytes >> 20)), rasterio.open(path) as ds:
-        stats = band_stats(ds)
+        if stats is None:
+            stats = band_stats(ds)
         crs, bounds = ds.crs, list(ds.bounds)
         bbox = None
         if crs is not None and is_georeferenced(crs):
@@ -459,7 +461,7 @@ def band_stats(ds: Any, *, max_bytes: int = STATS_BYTES) -> list[dict[str, Any]]
     """
     from rasterio.windows import Window
 
-    from .cog import band_stats as stats_in_windows
+    from .stats import band_stats as stats_in_windows
 
     n, itemsize = ds.count, np.dtype(ds.dtypes[0]).itemsize
     rows = BLOCKSIZE

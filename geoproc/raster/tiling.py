@@ -226,9 +226,12 @@ class TilingPlan:
         return len(self.bands) * self.source.itemsize
 
     def task_memory(self, tile: Tile) -> int:
-        """Estimated peak bytes of the task for ``tile``: source window + output tile + GDAL buffers."""
+        """Estimated peak bytes of the task for ``tile``: source window + output tile + GDAL buffers.
+
+        The source window counts twice: rasterio hands GDAL's warper a copy of the array it is given.
+        """
         out = tile.outer[2] * tile.outer[3] * self.out_pixel_bytes * 2  # the array and its encoded copy
-        src = 0 if tile.src_window is None else tile.src_window[2] * tile.src_window[3] * self.out_pixel_bytes
+        src = 0 if tile.src_window is None else tile.src_window[2] * tile.src_window[3] * self.out_pixel_bytes * 2
         return out + src + WARP_MEM + GDAL_CACHE + TASK_OVERHEAD
 
     @property

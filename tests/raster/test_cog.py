@@ -12,7 +12,8 @@ from rio_cogeo.cogeo import cog_validate
 
 from geoproc.errors import OutputCheckFailed, OutputExists, TierMismatch, UnsupportedRaster
 from geoproc.jobs.cog import Params, output_url, route
-from geoproc.raster.cog import band_stats, check_overviews
+from geoproc.raster.cog import check_overviews
+from geoproc.raster.stats import band_stats
 
 
 def open_out(result):

@@ -84,3 +84,23 @@ def test_halo_tiles_overlap_with_identical_pixels(smooth_raster, tmp_path):
         assert np.abs(left - right).max() < 0.1  # same pixels up to GDAL's approximate transformer
     with rasterio.open(res["final"]["mosaic"]) as ds:  # the mosaic uses each tile's own window only
         assert ds.width == res["plan"]["plan"]["width"]
+
+
+def test_nodata_holes_in_the_source_stay_holes(raster_factory, tmp_path):
+    """Tiles whose source window holds nodata warp with the masked kernel, the others without it:
+    both must agree with the whole-raster warp, hole edges included."""
+    from .conftest import smooth
+
+    crs, bounds = CASES["utm33"]
+    data = smooth(2, 1024, 1024)
+    data[:, 300:700, 450:600] = NODATA  # a hole across tile edges
+    data[:, 900:, :100] = NODATA  # and one in a corner
+    path = raster_factory("holes.tif", crs=crs, bounds=bounds, size=(1024, 1024), nodata=NODATA, data=data,
+                          tiled=True, blockxsize=256, blockysize=256)
+    single = run_inline(input=str(path), target_crs="EPSG:3857", tile_size=512, reproject_resampling="bilinear",
+                        output=str(tmp_path / "single"), mode="single")
+    ref = reference_warp(path, single["plan"]["plan"])
+    with rasterio.open(single["final"]["output"]) as ds:
+        out = ds.read()
+    compare(out, ref, 512)
+    assert (out == NODATA).sum() == pytest.approx((ref == NODATA).sum(), rel=0.01)

@@ -10,6 +10,7 @@ import pytest
 import rasterio
 
 import geoproc
+from geoproc.raster.stats import band_stats
 
 from .conftest import NODATA, reference_warp
 
@@ -30,6 +31,11 @@ def test_job_writes_a_valid_single_cog_on_the_cluster(dask_cluster, smooth_raste
         data = ds.read()
     both = (data != NODATA) & (ref != NODATA)
     assert np.abs(data - ref)[both].max() < 1.0
+    # the statistics merged from the tiles are those of the file
+    with rasterio.open(out["output"]) as ds:
+        measured = band_stats(ds)
+    for got, want in zip(out["band_stats"], measured, strict=True):
+        assert got == pytest.approx(want, rel=1e-9)
     # submitting the same job again computes nothing
     again = geoproc.run("large_raster", cluster=dask_cluster, ledger=ledger, **kw)
     assert again.cached and again.job_id == res.job_id
