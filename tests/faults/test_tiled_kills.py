@@ -122,5 +122,6 @@ def test_driver_killed_mid_tiles_reruns_only_the_missing_tiles(utm_raster, tmp_p
     assert len(after) == total and all(t["status"] == "completed" for t in after.values())
     rerun = [tid for tid, stamp in done_before.items() if (after[tid]["finished_at"], after[tid]["attempts"]) != stamp]
     assert not rerun, f"tiles completed before the kill ran again: {rerun}"
+    assert res["executed"] == total - len(done_before) + 1  # the missing tiles and the finalize, nothing else
     assert np.array_equal(pixels(res["result"]["output"]), pixels(clean.result["output"]))
     assert not (tmp_path / "out" / ".utm.parts").exists()
