@@ -89,7 +89,6 @@ def test_worker_killed_mid_tiles_completes_with_the_clean_output(utm_raster, tmp
     assert not (tmp_path / "out" / ".utm.parts").exists()  # the parts are gone once the COG is published
 
 
-@pytest.mark.services
 def test_driver_killed_mid_tiles_reruns_only_the_missing_tiles(utm_raster, tmp_path, drivers, dask_cluster):
     clean = geoproc.run("large_raster", cluster=dask_cluster, ledger=f"sqlite:///{tmp_path}/clean.db",
                         **params(utm_raster, tmp_path / "clean"))
