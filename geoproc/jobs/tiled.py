@@ -7,12 +7,14 @@ Stages:
    source window of every tile.
 2. ``tiles`` (one heavy task per non-empty tile, key ``r{row}c{col}``): read the tile's source window,
    warp it, write it. ``mode=tiles``: a checked COG per tile, its footprint read back from the file.
-   ``mode=single``: a plain tiled GeoTIFF part next to the output. A resumed job re-runs only the
-   tiles whose tasks did not complete.
+   ``mode=single``: a plain tiled GeoTIFF part next to the output, and the counts of its pixels'
+   statistics (:class:`~geoproc.raster.stats.BandStats`), which the stage merges. A resumed job
+   re-runs only the tiles whose tasks did not complete.
 3. ``finalize`` (one task): ``tiles``: a VRT mosaic of the tile COGs and a footprints GeoJSON;
    ``single``: one COG assembled from the parts in bounded memory (overviews level by level from a VRT
    of the parts, then a streaming copy by GDAL's COG driver; :func:`geoproc.raster.mosaic.assemble_cog`),
-   checked, published, and the parts removed.
+   checked (its statistics are the merged counts of the tiles: the COG is not decoded again to
+   measure them), published, and the parts removed.
 
 Memory: tile tasks keep to ``memory_budget`` (the plan picks the tile size from it; reading, warping
 and writing run under a bounded ``GDAL_CACHEMAX``). The finalize task holds a few 512 windows, a
