@@ -7,18 +7,12 @@ else is an unexpected error: failed at once with its traceback, because retrying
 
 from __future__ import annotations
 
-import re
-
 from ..errors import InvalidInput, TaskError, TransientError
-from ..storage.faults import http_status
+from ..storage.faults import http_status, transient_text
 
 TRANSIENT = "transient"
 INVALID = "invalid"
 UNEXPECTED = "unexpected"
-
-_TRANSIENT_TEXT = re.compile(r"curl error|timed? ?out|connection (?:reset|refused|aborted)|"
-                             r"temporarily unavailable|server busy|throttl", re.I)
-
 
 def classify(exc: BaseException) -> tuple[str, str, str]:
     """(kind, error code, remediation) for an exception raised by a handler."""
@@ -38,7 +32,7 @@ def classify(exc: BaseException) -> tuple[str, str, str]:
     if name in {"ServiceRequestError", "ServiceResponseError", "ClientConnectorError",
                 "ServerDisconnectedError", "ClientOSError", "IncompleteReadError"}:
         return TRANSIENT, "NETWORK", TransientError.remediation
-    if name in {"RasterioIOError", "CPLE_HttpResponseError", "CPLE_AWSError"} and _TRANSIENT_TEXT.search(text):
+    if name in {"RasterioIOError", "CPLE_HttpResponseError", "CPLE_AWSError"} and transient_text(text):
         return TRANSIENT, "NETWORK", TransientError.remediation
     return (UNEXPECTED, "UNEXPECTED_ERROR",
             "Unexpected error in the task; read its traceback (`geoproc tasks JOB_ID --status failed`) "

@@ -56,6 +56,13 @@ def http_status(exc: BaseException) -> int | None:
     return int(m.group(1) or m.group(2)) if m else None
 
 
+def transient_text(text: str) -> bool:
+    """Whether an error message reads like a failure that may heal (network, throttling, timeouts,
+    an endpoint that cannot be reached): the one list of such texts, shared with the engine's
+    classification of exceptions that never passed through :func:`translate`."""
+    return bool(_TRANSIENT.search(text) or _UNREACHABLE.search(text))
+
+
 def translate(exc: BaseException, url: str, action: str = "read") -> GeoprocError | None:
     """The geoproc error for a storage exception raised while doing ``action`` on ``url``.
 

@@ -16,7 +16,7 @@ import geoproc
 from geoproc.ledger import open_ledger
 from geoproc.storage import open_fs
 
-N = 12
+N = 24
 CONVERT = 2
 OUTAGE_S = 4.0
 
@@ -49,7 +49,9 @@ def own_azurite(tmp_path, monkeypatch):
 
 
 @pytest.mark.services
-def test_job_completes_through_a_storage_outage(own_azurite, dask_cluster, sqlite_url, tmp_path):
+def test_job_completes_through_a_storage_outage(own_azurite, dask_cluster, sqlite_url, tmp_path, monkeypatch):
+    # outcomes reach the ledger every 50 ms, so the outage is injected while most COGs are still to come
+    monkeypatch.setenv("GEOPROC_FLUSH_INTERVAL", "0.05")
     fs, _ = open_fs("az://x", {"az": {"connection_string": own_azurite.connection_string}})
     fs.mkdir("outage")
     upload_rasters(fs, "outage", "in", N, tmp_path)
