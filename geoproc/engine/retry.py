@@ -14,6 +14,7 @@ TRANSIENT = "transient"
 INVALID = "invalid"
 UNEXPECTED = "unexpected"
 
+
 def classify(exc: BaseException) -> tuple[str, str, str]:
     """(kind, error code, remediation) for an exception raised by a handler."""
     if isinstance(exc, TransientError):

@@ -310,18 +310,19 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
                     opts = cog_options(v["tier"], v["dtype"], raster_type=v["raster_type"],
                                        threads=params["gdal_threads"], jpeg_quality=params["jpeg_quality"])
                     with rasterio.Env(CPL_TMPDIR=tmp):
-                        tiled_cog(src, local, target_crs=params["target_crs"], options=opts,
-                                  overview_resampling=v["overview_resampling"],
-                                  reproject_resampling=v["reproject_resampling"],
-                                  tags={cogmod.PROVENANCE_TAG: digest,
-                                        "OVERVIEW_RESAMPLING": v["overview_resampling"].upper()})
+                        done = tiled_cog(src, local, target_crs=params["target_crs"], options=opts,
+                                         overview_resampling=v["overview_resampling"],
+                                         reproject_resampling=v["reproject_resampling"],
+                                         tags={cogmod.PROVENANCE_TAG: digest,
+                                               "OVERVIEW_RESAMPLING": v["overview_resampling"].upper()})
                 else:
                     done = cogmod.translate(src, local, profile, crs=parse_crs(v["crs"]),
-                                     crs_given=v["crs_source"] == "input_crs", target_crs=params["target_crs"],
-                                     overview_resampling=v["overview_resampling"],
-                                     reproject_resampling=v["reproject_resampling"], provenance=digest,
-                                     gdal_config=config)
-        facts = check_cog(local) if taken == "tiled" else cogmod.describe(local, stats=done["band_stats"])
+                                            crs_given=v["crs_source"] == "input_crs", target_crs=params["target_crs"],
+                                            overview_resampling=v["overview_resampling"],
+                                            reproject_resampling=v["reproject_resampling"], provenance=digest,
+                                            gdal_config=config)
+        facts = (check_cog(local, stats=done["band_stats"]) if taken == "tiled"
+                 else cogmod.describe(local, stats=done["band_stats"]))
         sha, size = sha256_file(local), os.path.getsize(local)
         quicklook = None
         if params.get("quicklook"):  # a small PNG beside the COG, for reports and notebooks

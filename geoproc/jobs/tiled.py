@@ -340,20 +340,14 @@ def _finalize_single(params: JSON, ctx: TaskContext) -> JSON:
 
 
 def _merged_stats(params: JSON, opts: dict[str, str]) -> list[JSON] | None:
-    """The single COG's band statistics from the counts of its tiles, or None to measure the file.
-
-    The tiles hold the COG's pixels when the codec is lossless; their inner windows partition the
-    grid, and the pixels of tiles never computed (no source) are nodata, which is not counted.
-    Without nodata those pixels would be valid zeros the tiles did not see, so the file is measured.
-    """
-    from ..raster.stats import BandStats
+    """The single COG's band statistics from the counts its tiles merged, or None to measure the file."""
+    from ..raster.stats import BandStats, assembled_stats
 
     grid, counted = params["grid"], params.get("stats")
-    if opts.get("COMPRESS") == "JPEG" or not counted:
+    if not counted:
         return None
-    if grid.get("nodata") is None and counted["covered"] != grid["width"] * grid["height"]:
-        return None
-    return BandStats.from_json(counted["counts"]).result(grid["width"] * grid["height"])
+    return assembled_stats(BandStats.from_json(counted["counts"]), covered=counted["covered"],
+                           width=grid["width"], height=grid["height"], lossless=opts.get("COMPRESS") != "JPEG")
 
 
 def _finalize_tiles(params: JSON, ctx: TaskContext) -> JSON:

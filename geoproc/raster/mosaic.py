@@ -279,18 +279,24 @@ def tiled_cog(src: Any, out_path: str, *, target_crs: str, options: dict[str, st
     and written straight into a tiled GeoTIFF of the whole grid (block-aligned, nothing held), then
     :func:`assemble_cog` builds the overviews and the COG. Memory does not grow with the raster.
 
+    The tiles' pixels are counted as they are written, so ``band_stats`` (see
+    :func:`~geoproc.raster.stats.assembled_stats`) spares the check a decoding pass over the COG.
+
     Returns:
-        ``{"tiles": n, "tile_size": px, "overviews": [...]}``
+        ``{"tiles": n, "tile_size": px, "overviews": [...], "band_stats": [...] or None}``
     """
     import rasterio
     from rasterio.windows import Window
 
+    from .stats import BandStats, assembled_stats
     from .tiling import SourceInfo, TilingPlan
     from .warp import warp_tile
 
     plan = TilingPlan.build(SourceInfo.from_dataset(src, src.name), target_crs, memory_budget=memory_budget,
                             resampling=reproject_resampling)
     grid = os.path.join(os.path.dirname(os.path.abspath(out_path)), ".geoproc-grid.tif")
+    counted = BandStats(len(plan.bands), plan.dtype, plan.nodata)
+    covered = 0
     try:
         with rasterio.Env(GDAL_CACHEMAX=max(1, cache_bytes >> 20)):
             with write_grid(grid, crs=target_crs, transform=plan.transform, width=plan.width, height=plan.height,
@@ -301,6 +307,8 @@ def tiled_cog(src: Any, out_path: str, *, target_crs: str, options: dict[str, st
                                     dst_transform=t.transform, dst_shape=(h, w), resampling=plan.resampling,
                                     dst_nodata=plan.nodata)
                     dst.write(arr, window=Window(x, y, w, h))
+                    counted.add(arr)
+                    covered += w * h
                     del arr
                 if tags:
                     dst.update_tags(**tags)
@@ -314,7 +322,9 @@ def tiled_cog(src: Any, out_path: str, *, target_crs: str, options: dict[str, st
     finally:
         if os.path.exists(grid):
             os.remove(grid)
-    return {"tiles": len(plan.tiles()), "tile_size": plan.tile_size, **done}
+    stats = assembled_stats(counted, covered=covered, width=plan.width, height=plan.height,
+                            lossless=options.get("COMPRESS") != "JPEG")
+    return {"tiles": len(plan.tiles()), "tile_size": plan.tile_size, **done, "band_stats": stats}
 
 
 def release_memory() -> None:

@@ -45,11 +45,12 @@ class BandStats:
         self.s2 = np.zeros(count)
         self.lo = np.full(count, np.inf)
         self.hi = np.full(count, -np.inf)
+        self.nodata_bin = self._nodata_bin()
 
     def _nodata_bin(self) -> int | None:
         """The histogram bin of the nodata value, when nodata is a value of this integer type."""
         nd = self.nodata
-        if nd is None or not math.isfinite(nd) or not nd.is_integer():
+        if self.hist is None or nd is None or not math.isfinite(nd) or not nd.is_integer():
             return None
         info = np.iinfo(self.dtype)
         return int(nd) + self.offset if info.min <= nd <= info.max else None
@@ -70,9 +71,8 @@ class BandStats:
     def _add_values(self, b: int, v: np.ndarray) -> None:
         if self.hist is not None:
             h = np.bincount((v.astype("int32") + self.offset) if self.offset else v, minlength=self.hist.shape[1])
-            skip = self._nodata_bin()
-            if skip is not None:
-                h[skip] = 0
+            if self.nodata_bin is not None:
+                h[self.nodata_bin] = 0
             self.hist[b] += h
             return
         if self.nodata is not None and not math.isnan(self.nodata):
@@ -147,6 +147,23 @@ class BandStats:
                 continue
             out.append({"minimum": None, "maximum": None, "mean": None, "stddev": None, "valid_percent": 0.0})
         return out
+
+
+def assembled_stats(counted: BandStats | None, *, covered: int, width: int, height: int,
+                    lossless: bool) -> list[dict[str, Any]] | None:
+    """The statistics of a raster assembled from tiles, from the tiles' counts; None to measure the file.
+
+    ``counted`` holds the counts of every written tile and ``covered`` the pixels those tiles own;
+    together the tiles partition the ``width`` x ``height`` grid except for tiles never written (no
+    source), whose pixels are nodata and rightly not counted. The counts are the file's when its codec
+    is ``lossless``, and when the grid has a nodata value or the tiles cover it all: without nodata the
+    unwritten pixels would be valid zeros that no tile saw.
+    """
+    if counted is None or not lossless:
+        return None
+    if counted.nodata is None and covered != width * height:
+        return None
+    return counted.result(width * height)
 
 
 def _num(x: float) -> float | int:

@@ -51,3 +51,22 @@ def test_large_input_takes_the_tiled_route_and_matches_the_single_path(raster_fa
         assert np.abs(oa - ob)[ok].max() < 2.0
     for band_t, band_s in zip(t["band_stats"], s["band_stats"], strict=True):
         assert abs(band_t["mean"] - band_s["mean"]) < 0.05
+
+
+def test_windowed_route_counts_the_statistics_of_its_file(raster_factory, tmp_path):
+    """tiled_cog counts the tiles it writes; those counts are the COG's own statistics."""
+    from geoproc.raster.mosaic import cog_options, tiled_cog
+    from geoproc.raster.stats import band_stats
+
+    yy, xx = np.mgrid[0:1500, 0:1400]
+    data = np.stack([(xx + yy) % 200 + 1, (xx * 3) % 97 + 1]).astype("int16")
+    data[:, 100:300, 200:500] = -1
+    path = raster_factory("counted.tif", size=(1400, 1500), bounds=(500000, 5000000, 514000, 5015000),
+                          data=data, nodata=-1)
+    out = tmp_path / "counted_cog.tif"
+    with rasterio.open(path) as src:
+        done = tiled_cog(src, str(out), target_crs="EPSG:4326", options=cog_options("analysis", "int16"),
+                         overview_resampling="nearest", reproject_resampling="nearest", memory_budget=64 * 2**20)
+    assert done["tiles"] > 1
+    with rasterio.open(out) as ds:
+        assert done["band_stats"] == band_stats(ds)
