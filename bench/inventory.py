@@ -160,7 +160,7 @@ def run_geoproc(source: str, workers: int) -> dict:
     sampler.start()
     tmp = tempfile.mkdtemp(prefix="geoproc-bench-ledger-")
     t0 = time.perf_counter()
-    res = geoproc.run("summarize_container", source=source, cluster=client, ledger=f"sqlite:///{tmp}/l.db")
+    res = geoproc.run("summarize_container", input=source, cluster=client, ledger=f"sqlite:///{tmp}/l.db")
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()

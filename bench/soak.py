@@ -224,7 +224,7 @@ def main() -> None:
                 return {"n": 600 + 10 * r, "delay": 0.01, "message": f"soak {r}"}
             if kind == "cog":
                 return {"input": f"az://{CONTAINER}/in", "output": f"az://{CONTAINER}/out-{tag}"}
-            return {"source": f"az://{CONTAINER}/in", "stac_catalog": str(work / f"catalog-{tag}"),
+            return {"input": f"az://{CONTAINER}/in", "stac_catalog": str(work / f"catalog-{tag}"),
                     "stac_collection": f"soak-{r}"}
 
         kinds = ("hello_world", "cog", "stac_catalog")

@@ -142,13 +142,13 @@ def main() -> None:
             # geoproc into pgstac
             t = time.perf_counter()
             res = geoproc.run("stac_catalog", cluster=cluster.scheduler_address, ledger=f"sqlite:///{tmp}/l1.db",
-                              source=str(tmp / "cogs"), stac_collection=f"gp-pg-{tag}", pgstac_dsn=dsn)
+                              input=str(tmp / "cogs"), stac_collection=f"gp-pg-{tag}", pgstac_dsn=dsn)
             gp_pg = time.perf_counter() - t
             assert res.status == "completed" and count_items(dsn, f"gp-pg-{tag}") == args.n, res
             # geoproc into a static catalog
             t = time.perf_counter()
             res = geoproc.run("stac_catalog", cluster=cluster.scheduler_address, ledger=f"sqlite:///{tmp}/l2.db",
-                              source=str(tmp / "cogs"), stac_collection=f"gp-st-{tag}",
+                              input=str(tmp / "cogs"), stac_collection=f"gp-st-{tag}",
                               stac_catalog=str(tmp / "gp-static"))
             gp_st = time.perf_counter() - t
             assert res.status == "completed" and res.result["static"]["items"] == args.n, res

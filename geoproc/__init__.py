@@ -9,8 +9,7 @@
 from .api import JobHandle, JobResult, retry, run, status, submit
 from .errors import GeoprocError
 from .jobs import ALL_HANDLERS, ALL_JOBS, get_job
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["ALL_HANDLERS", "ALL_JOBS", "GeoprocError", "JobHandle", "JobResult", "__version__", "get_job",
            "retry", "run", "status", "submit"]

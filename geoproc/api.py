@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .errors import SpecFileError
-from .jobs import get_job
-from .ledger import Ledger, open_ledger
-from .ledger.store import JobRecord
+from .engine import Driver
+from .errors import GeoprocError, JobDefinitionError, JobNotFound
+from .jobs import ALL_HANDLERS, get_job
+from .ledger import JobRecord, Ledger, open_ledger
+from .model import JobType
 from .settings import Settings
+from .spec import load_spec, resolve
+from .status import RETRYABLE, JobStatus, TaskStatus
+
+__all__ = ["JobHandle", "JobResult", "StageSummary", "job_summary", "load_spec", "resolve", "retry", "run",
+           "status", "submit"]
+
+log = logging.getLogger(__name__)
+
+
+#: task statuses in the order per-stage tables show them
+STAGE_COLUMNS = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.PENDING,
+                 TaskStatus.CANCELLED)
 
 
 @dataclass
@@ -27,7 +40,7 @@ class StageSummary:
 
     @property
     def completed(self) -> int:
-        return self.counts.get("completed", 0)
+        return self.counts.get(TaskStatus.COMPLETED, 0)
 
 
 @dataclass
@@ -51,7 +64,7 @@ class JobResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "completed"
+        return self.status == JobStatus.COMPLETED
 
     @property
     def progress(self) -> float:
@@ -63,6 +76,17 @@ class JobResult:
                 "error": self.error, "stages": [{"name": s.name, "counts": s.counts} for s in self.stages],
                 "duration": self.duration, "cached": self.cached, "executed": self.executed,
                 "progress": round(self.progress, 1), "params": self.params, "metrics": self.metrics}
+
+    def __rich__(self) -> Any:
+        """Per-stage task counts as a rich table (what :meth:`JobHandle.progress` shows)."""
+        from rich.table import Table  # rich is loaded only by those who display something
+
+        t = Table(title=f"{self.job_type} {self.job_id[:12]} — {self.status} ({self.progress:.0f}%)")
+        for col in ("stage", "tasks", *STAGE_COLUMNS):
+            t.add_column(col, justify="left" if col == "stage" else "right")
+        for s in self.stages:
+            t.add_row(s.name, str(s.total), *(str(s.counts.get(k, 0)) for k in STAGE_COLUMNS))
+        return t
 
     def _repr_html_(self) -> str:
         rows = "".join(f"<tr><td>{s.name}</td><td>{s.completed}/{s.total}</td><td>{s.counts}</td></tr>"
@@ -84,32 +108,13 @@ def job_summary(ledger: Ledger, job: JobRecord, *, with_metrics: bool = False, *
                      params=job.params, **extra)
 
 
-def load_spec(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """Read a job spec file (TOML): ``job = "cog"`` and a ``[params]`` table."""
-    import tomllib
-
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise SpecFileError(f"Spec file {str(p)!r} not found.") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecFileError(f"Spec file {str(p)!r} is not valid TOML: {exc}") from None
-    job = data.get("job")
-    if not isinstance(job, str):
-        raise SpecFileError(f"Spec file {str(p)!r} needs a top-level `job = \"<job type>\"`.")
-    params = data.get("params", {})
-    if not isinstance(params, dict):
-        raise SpecFileError(f"Spec file {str(p)!r}: `params` must be a table.")
-    return job, params
-
-
-def resolve(job: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A job type name or a spec file path, plus overriding params → (job type, params)."""
-    if job.endswith(".toml") or "/" in job:
-        name, spec_params = load_spec(job)
-        return name, {**spec_params, **params}
-    return job, dict(params)
+def handlers_for(jt: JobType) -> dict[str, Any]:
+    """The handler function of each of the job's stages, from the registry (handed to the engine)."""
+    missing = sorted({st.handler for st in jt.stages} - set(ALL_HANDLERS))
+    if missing:
+        raise JobDefinitionError(f"Job type {jt.name!r} names handlers {', '.join(missing)} that are not in "
+                                 "geoproc.jobs.ALL_HANDLERS; register them there.")
+    return {st.handler: ALL_HANDLERS[st.handler] for st in jt.stages}
 
 
 def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: str | Ledger | None = None,
@@ -120,15 +125,13 @@ def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: st
     ``job`` is a registered job type (``"hello_world"``) or a spec file path. Submitting a finished job
     returns its stored result without computing anything; an unfinished one resumes.
     """
-    from .engine import Driver
-
     t0 = time.perf_counter()
     settings = settings or Settings()
     name, raw = resolve(job, params)
     jt = get_job(name)
     model = jt.validate(raw)
     own = not isinstance(ledger, Ledger)
-    led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger or settings.ledger)
+    led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger or settings.ledger, settings)
     dashboard: dict[str, Any] = {}
 
     def sink(kind: str, data: dict) -> None:
@@ -138,9 +141,8 @@ def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: st
             on_event(kind, data)
 
     try:
-        driver = Driver(jt, model, led, settings=settings, cluster=cluster, workers=workers, force=force,
-                        wait=wait, on_event=sink,
-                        keep_failed=_keep_failed)
+        driver = Driver(jt, model, led, handlers=handlers_for(jt), settings=settings, cluster=cluster,
+                        workers=workers, force=force, wait=wait, on_event=sink, keep_failed=_keep_failed)
         record, cached = driver.run()
         return job_summary(led, record, cached=cached, executed=driver.executed,
                            wall_time=time.perf_counter() - t0, dashboard=dashboard.get("link"))
@@ -185,7 +187,8 @@ class JobHandle:
             raise TimeoutError("the job is still running")
         if self._error is not None:
             raise self._error
-        assert self._result is not None
+        if self._result is None:  # the thread ended without a result or an error: cannot happen
+            raise GeoprocError(f"the background run of job {self.job_id or '?'} ended without a result")
         return self._result
 
     def status(self) -> JobResult | None:
@@ -203,20 +206,23 @@ class JobHandle:
         st = self.status()
         return st._repr_html_() if st else "<i>starting…</i>"
 
-    def progress(self, interval: float = 0.5) -> JobResult:
-        """Show a live progress display in a notebook (or terminal) until the job ends."""
-        from rich.live import Live
+    def progress(self, interval: float = 0.5, view: Callable[[JobResult], Any] | None = None) -> JobResult:
+        """Show a live progress display in a notebook (or terminal) until the job ends.
 
-        from .report import progress_table
+        ``view`` turns a :class:`JobResult` into what rich shows; by default the result's own per-stage
+        table (:meth:`JobResult.__rich__`).
+        """
+        from rich.live import Live  # rich is loaded only by those who display something
 
+        show = view or (lambda res: res)
         with Live(refresh_per_second=4) as live:
             while not self.done():
                 st = self.status()
                 if st is not None:
-                    live.update(progress_table(st))
+                    live.update(show(st))
                 time.sleep(interval)
             res = self.result()
-            live.update(progress_table(res))
+            live.update(show(res))
         return res
 
 
@@ -233,7 +239,7 @@ def retry(job_id: str, *, task_ids: list[str] | None = None, ledger: str | None 
     the parameters stored in the ledger.
     """
     settings = settings or Settings()
-    led = open_ledger(ledger or settings.ledger)
+    led = open_ledger(ledger or settings.ledger, settings)
     try:
         job = led.find_job(job_id)
         ids_ = None
@@ -242,13 +248,12 @@ def retry(job_id: str, *, task_ids: list[str] | None = None, ledger: str | None 
             ids_ = [t if t in known else next((k for k in known if k.endswith("-" + t)), t) for t in task_ids]
             unknown = [t for t in ids_ if t not in known]
             if unknown:
-                from .errors import JobNotFound
-
                 raise JobNotFound(f"No task {unknown[0]!r} in job {job.job_id[:12]}; list them with "
                                   f"`geoproc tasks {job.job_id[:12]}`.")
-        n = led.reset_tasks(job.job_id, statuses=["failed", "skipped", "cancelled"], task_ids=ids_)
-        led.update_job(job.job_id, status="pending")
+        n = led.reset_tasks(job.job_id, statuses=RETRYABLE, task_ids=ids_)
+        led.update_job(job.job_id, status=JobStatus.PENDING)
         led.event(job.job_id, "retry_requested", message=f"{n} tasks reset to pending")
+        log.info("Job %s: %d tasks reset to pending for a retry", job.job_id[:12], n)
         return run(job.job_type, ledger=led, settings=settings, _keep_failed=bool(ids_), **kwargs, **job.params)
     finally:
         led.close()
@@ -256,7 +261,8 @@ def retry(job_id: str, *, task_ids: list[str] | None = None, ledger: str | None 
 
 def status(job_id: str, ledger: str | None = None) -> JobResult:
     """The current state of a job (by id or unambiguous prefix) from the ledger."""
-    led = open_ledger(ledger or Settings().ledger)
+    settings = Settings()
+    led = open_ledger(ledger or settings.ledger, settings)
     try:
         return job_summary(led, led.find_job(job_id), with_metrics=True)
     finally:

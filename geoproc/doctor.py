@@ -14,9 +14,31 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import dask
+import distributed
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+
+from .errors import ClusterError, LedgerError, PgstacError, StorageError
+from .ledger import open_ledger
+from .storage import (
+    gdal_env,
+    gdal_path,
+    join,
+    open_fs,
+    options_for,
+    protocol_of,
+    redact,
+    resolve_storage_options,
+)
+from .version import __version__
+
 
 @dataclass
 class Check:
+    """One part checked: its name, whether it works, and what was seen (or what broke)."""
+
     name: str
     ok: bool
     detail: str
@@ -26,30 +48,23 @@ def _guard(name: str, fn: Callable[[], str]) -> Check:
     try:
         return Check(name, True, fn())
     except Exception as exc:  # noqa: BLE001 - every failure becomes a readable line
-        from .storage import redact
-
         return Check(name, False, redact(f"{type(exc).__name__}: {exc}".splitlines()[0]))
 
 
 def versions() -> str:
-    import dask
-    import distributed
-    import rasterio
-
-    import geoproc
-
-    return (f"geoproc {geoproc.__version__}, GDAL {rasterio.__gdal_version__}, rasterio {rasterio.__version__}, "
+    """The versions that matter when reporting a problem."""
+    return (f"geoproc {__version__}, GDAL {rasterio.__gdal_version__}, rasterio {rasterio.__version__}, "
             f"dask {dask.__version__}, distributed {distributed.__version__}")
 
 
 def check_ledger(url: str | None) -> str:
-    from .ledger import open_ledger
-
+    """Open the ledger, write a throwaway job, read it back and remove it."""
     led = open_ledger(url)
     try:
         probe = "doctor-" + uuid.uuid4().hex  # a throwaway row, removed below
         led.create_job(probe, "doctor", {}, 0)
-        assert led.get_job(probe) is not None, "written row not found"
+        if led.get_job(probe) is None:
+            raise LedgerError(f"a job row written to {led.url} could not be read back")
         import sqlalchemy as sa
 
         from .ledger import schema as s
@@ -75,12 +90,6 @@ def credential_kind(opts: dict[str, Any] | None) -> str:
 
 def check_storage(url: str) -> str:
     """List, write, read back and GDAL-open a small GeoTIFF under ``url``; then remove it."""
-    import numpy as np
-    import rasterio
-    from rasterio.transform import from_origin
-
-    from .storage import gdal_env, gdal_path, join, open_fs, options_for, protocol_of, resolve_storage_options
-
     opts = resolve_storage_options()
     cred = credential_kind(options_for(url, opts)) if protocol_of(url) in ("az", "abfs", "abfss") else "n/a"
     fs, path = open_fs(url, opts)
@@ -97,38 +106,41 @@ def check_storage(url: str) -> str:
         f.write(data)
     try:
         with tfs.open(tpath, "rb") as f:
-            assert f.read() == data, "read-back differs from what was written"
+            if f.read() != data:
+                raise StorageError(f"reading {target} back gave other bytes than were written")
         with rasterio.Env(**gdal_env(target, opts)), rasterio.open(gdal_path(target)) as src:
-            assert src.read(1)[3, 3] == 15, "GDAL read wrong pixels"
+            if src.read(1)[3, 3] != 15:
+                raise StorageError(f"GDAL read other pixels from {target} than were written")
     finally:
         tfs.rm(tpath)
     return f"credential: {cred}; listed {listed} entries; write, read and GDAL open ok"
 
 
 def check_cluster(spec: str) -> str:
-    from distributed import Client
-
-    with Client(spec, timeout="10s") as client:
+    """Connect to a scheduler, list its workers and time one task's round trip."""
+    with distributed.Client(spec, timeout="10s") as client:
         info = client.scheduler_info(n_workers=-1)
         workers = info.get("workers", {})
         if not workers:
-            raise RuntimeError(f"scheduler {spec} has no workers")
+            raise ClusterError(f"scheduler {spec} has no workers")
         mem = sorted({w.get("memory_limit", 0) for w in workers.values()})
         t0 = time.perf_counter()
-        assert client.submit(sum, [1, 2, 3], pure=False).result(timeout=30) == 6
+        if client.submit(sum, [1, 2, 3], pure=False).result(timeout=30) != 6:
+            raise ClusterError(f"a test task on {spec} returned a wrong result")
         rt = (time.perf_counter() - t0) * 1000
         return (f"{len(workers)} workers, memory limits {[f'{m / 2**30:.1f} GiB' for m in mem]}, "
                 f"task round trip {rt:.0f} ms")
 
 
 def check_pgstac(dsn: str) -> str:
-    import psycopg
+    """Connect to pgstac and read its version and collection count."""
+    import psycopg  # optional dependency (geoproc[postgres])
 
     with psycopg.connect(dsn, connect_timeout=10, options="-c search_path=pgstac,public") as c:
         version = c.execute("SELECT pgstac.get_version()").fetchone()
         n = c.execute("SELECT count(*) FROM pgstac.collections").fetchone()
     if version is None or n is None:
-        raise RuntimeError("pgstac returned no version; run `geoproc stac setup`")
+        raise PgstacError("pgstac returned no version; run `geoproc stac setup`")
     return f"pgstac {version[0]}, {n[0]} collections"
 
 

@@ -19,8 +19,13 @@
     │   │   ├── UnsupportedRaster  readable, but breaks a rule (rotated transform, 64-bit when strict)
     │   │   ├── TierMismatch       the requested COG tier cannot hold this raster
     │   │   ├── StorageAccessDenied  the storage service refused the credentials (401/403)
-    │   │   ├── UnsafePath         an output name would escape its output prefix
-    │   │   └── OutputExists       the output exists and overwriting was not allowed
+    │   │   ├── UnsafePath         an output name would escape its output prefix or overwrite its input
+    │   │   ├── OutputExists       the output exists and overwriting was not allowed
+    │   │   ├── OutputCollision    two inputs map to one output
+    │   │   ├── CollectionNotHomogeneous  the files of one collection differ (bands, type, CRS, resolution)
+    │   │   ├── BadDatetime        a datetime is not ISO 8601, or a range ends before it starts
+    │   │   ├── DatetimeMissing    no datetime for a STAC item can be found
+    │   │   └── HrefMissing        a raster record names no URL for its STAC asset
     │   ├── TransientError         network, throttling, timeouts: retried with backoff
     │   │   └── StorageUnreachable the storage endpoint could not be reached
     │   └── OutputCheckFailed      a written output failed its checks (not a COG, empty overviews)
@@ -29,20 +34,46 @@
     ├── LedgerError                the ledger database is unusable (CLI exit 5)
     │   └── SchemaMismatch         the ledger was written by a newer geoproc
     ├── ClusterError               the Dask cluster could not be reached or started (CLI exit 5)
+    ├── JobDefinitionError         a job type's declaration is inconsistent: a bug in the job (CLI exit 1)
     └── PgstacError                a pgstac database could not be set up or loaded (CLI exit 5)
         ├── PgstacNotConfigured    no pgstac DSN was given or found in GEOPROC_PGSTAC_DSN
         └── PgstacLoadIncomplete   items were still missing from pgstac after reloading them
 
 Handlers raise :class:`InvalidInput` (or a subclass) for input that will never work and
 :class:`TransientError` for failures worth retrying; anything else a handler raises is classified by
-:func:`geoproc.engine.retry.classify`.
+:func:`geoproc.storage.faults.classify`.
+
+Every error code a user can meet is in one catalogue (:func:`catalogue`, printed by ``geoproc codes``):
+the ``code`` of each :class:`TaskError` class here, plus :data:`CODES`, the codes that have no class of
+their own (engine outcomes, validation findings, warnings). Those are module constants named like their
+value (``WORKER_LOST == "WORKER_LOST"``), so code that emits them imports the name instead of spelling it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class GeoprocError(Exception):
     """Root of every error geoproc raises on purpose."""
+
+
+@dataclass(frozen=True)
+class TaskWarning:
+    """Something a task noticed that did not fail it (a validator warning, a tier fallback).
+
+    Typed so that a warning's ``code`` can be filtered on; ``str()`` gives the ``"CODE: message"`` form
+    shown in reports.
+    """
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
 
 
 # --- user errors -----------------------------------------------------------------------------------
@@ -161,10 +192,11 @@ class StorageAccessDenied(InvalidInput):
 
 
 class UnsafePath(InvalidInput):
-    """An output name would escape its output prefix (absolute path or '..')."""
+    """An output name would escape its output prefix ('..', absolute path) or overwrite its own input."""
 
     code = "UNSAFE_PATH"
-    remediation = "Rename the input so that its path below the input prefix has no '..' components."
+    remediation = ("Choose an output prefix that lies outside the inputs, and rename inputs whose path below "
+                   "the input prefix has '..' components.")
 
 
 class OutputExists(InvalidInput):
@@ -172,6 +204,44 @@ class OutputExists(InvalidInput):
 
     code = "OUTPUT_EXISTS"
     remediation = "Set `overwrite=true` to replace it, or choose another output prefix."
+
+
+class OutputCollision(InvalidInput):
+    """Two inputs map to one output name (e.g. ``a.tif`` and ``a.tiff`` both become ``a.tif``)."""
+
+    code = "OUTPUT_COLLISION"
+    remediation = ("Rename one of the two inputs, or convert them in separate jobs with different output "
+                   "prefixes; `overwrite` cannot help, both would write the same file.")
+
+
+class CollectionNotHomogeneous(InvalidInput):
+    """The files of one collection differ in band count, data type, CRS or resolution."""
+
+    code = "COLLECTION_NOT_HOMOGENEOUS"
+    remediation = "Convert the files as separate jobs, or set collection=false."
+
+
+class BadDatetime(InvalidInput):
+    """A datetime is not ISO 8601, or a datetime range ends before it starts."""
+
+    code = "BAD_DATETIME"
+    remediation = ("Give datetimes as ISO 8601, e.g. stac_datetime=2024-05-01T00:00:00Z, and ranges as "
+                   "START/END with START before END.")
+
+
+class DatetimeMissing(InvalidInput):
+    """No datetime for a STAC item: none given, none in the file's metadata or name, no last-modified time."""
+
+    code = "NO_DATETIME"
+    remediation = "Give the job a datetime, e.g. `--set stac_datetime=2024-05-01T00:00:00Z`."
+
+
+class HrefMissing(InvalidInput):
+    """A raster record names neither an output nor an input URL, so its STAC item would have no asset."""
+
+    code = "NO_HREF"
+    remediation = ("Build STAC items from task results or header records, which name their file "
+                   "(`output` or `input`), or pass the asset `href` explicitly.")
 
 
 class TransientError(TaskError):
@@ -218,6 +288,10 @@ class ClusterError(GeoprocError):
     """The Dask cluster could not be started or reached."""
 
 
+class JobDefinitionError(GeoprocError):
+    """A job type's declaration is inconsistent (an unregistered handler, a stage planning a key twice)."""
+
+
 class PgstacError(GeoprocError):
     """A pgstac database could not be set up, loaded or checked."""
 
@@ -228,3 +302,146 @@ class PgstacNotConfigured(PgstacError):
 
 class PgstacLoadIncomplete(PgstacError):
     """Some items were still missing from pgstac after the loader reloaded them."""
+
+
+# --- the code catalogue ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """What an error or warning code means, what to do about it, and how geoproc treats it.
+
+    ``kind`` is ``invalid`` (bad input: quarantined, never retried), ``transient`` (retried with
+    backoff), ``error`` (the task failed), ``skipped``, ``warning`` or ``info`` (the task still succeeded).
+    """
+
+    meaning: str
+    remediation: str
+    kind: str = "error"
+
+
+#: codes without an exception class of their own; :func:`catalogue` adds the classes' codes
+CODES: dict[str, CodeInfo] = {}
+
+
+def _code(code: str, meaning: str, remediation: str, kind: str = "error") -> str:
+    CODES[code] = CodeInfo(meaning, remediation, kind)
+    return code
+
+
+_RETRY = "then run `geoproc retry JOB_ID`."
+
+# engine outcomes
+WORKER_LOST = _code("WORKER_LOST", "The Dask worker running the task's batch died (out of memory, killed, "
+                    "or its pod was evicted).", "Give workers more memory or fewer threads each, read the "
+                    "worker logs, " + _RETRY)
+BATCH_ERROR = _code("BATCH_ERROR", "The Dask task running the task's batch failed outside the task "
+                    "handler (serialization, scheduler or dependency error).",
+                    "Read the error message and the Dask worker logs, " + _RETRY)
+UPSTREAM_FAILED = _code("UPSTREAM_FAILED", "The task's parent in the previous stage did not complete, so "
+                        "this task was skipped.", "Fix the parent task's failure (`geoproc tasks JOB_ID "
+                        "--status failed`); this task re-runs with it.", "skipped")
+NETWORK = _code("NETWORK", "A network error (refused or reset connection, timeout, dropped response) "
+                "reached the task.", "The task was retried with backoff; check the storage endpoint and "
+                "the network, " + _RETRY, "transient")
+HTTP_STATUS = _code("HTTP_{status}", "The storage service answered a retryable HTTP status: 408 (timeout), "
+                    "429 (throttled) or 5xx (server error), e.g. HTTP_503.", "The task was retried with "
+                    "backoff; wait for the service or run fewer workers, " + _RETRY, "transient")
+UNEXPECTED_ERROR = _code("UNEXPECTED_ERROR", "The task raised an exception geoproc does not know, most "
+                         "likely a bug; it was not retried.", "Read its traceback (`geoproc tasks JOB_ID "
+                         "--status failed`) and report it if the input looks fine.")
+
+# raster validation findings (see geoproc.raster.validate); the classes above cover CRS_MISMATCH,
+# CRS_MISSING and RASTER_EMPTY
+CRS_NOT_GEOREFERENCED = _code("CRS_NOT_GEOREFERENCED", "The raster's CRS is a local (engineering) one, so it "
+                              "cannot be reprojected.", "Use target_crs=keep for this file, or georeference "
+                              "it first.", "invalid")
+GEOTRANSFORM_MISSING = _code("GEOTRANSFORM_MISSING", "The raster has no geotransform (a bare pixel grid), or "
+                             "is georeferenced by ground control points only.", "Warp it to a regular grid "
+                             "(gdalwarp -t_srs ...) or add a geotransform (gdal_translate -a_ullr) first.",
+                             "invalid")
+TRANSFORM_ROTATED = _code("TRANSFORM_ROTATED", "The geotransform is rotated or south-up: a warning when the "
+                          "output is warped (which makes it north-up), an error with target_crs=keep.",
+                          "Set a target_crs so the raster is warped to a north-up grid, or warp it first.",
+                          "warning")
+BOUNDS_INVALID = _code("BOUNDS_INVALID", "Geographic bounds reach beyond +-90 degrees latitude.",
+                       "The CRS is probably wrong (a projected raster labelled as geographic); fix it.",
+                       "invalid")
+BOUNDS_SUSPICIOUS = _code("BOUNDS_SUSPICIOUS", "Geographic bounds reach beyond +-360 degrees longitude.",
+                          "Check the raster's CRS and geotransform; its footprint is probably wrong.", "warning")
+MIXED_DTYPES = _code("MIXED_DTYPES", "The bands have different data types.",
+                     "Split the bands, or cast them to one type first.", "invalid")
+DTYPE_UNSUPPORTED = _code("DTYPE_UNSUPPORTED", "Complex data types are not supported.",
+                          "Convert to amplitude/phase or real/imaginary bands first.", "invalid")
+DTYPE_64BIT = _code("DTYPE_64BIT", "64-bit data, which is rarely needed and doubles the size (an error "
+                    "with strict=true).", "Cast to a 32-bit type (gdal_translate -ot Float32) unless the "
+                    "precision is needed.", "warning")
+NODATA_OUT_OF_RANGE = _code("NODATA_OUT_OF_RANGE", "The nodata value cannot be stored in the raster's data "
+                            "type.", "Set a nodata value the data type can hold.", "warning")
+RASTER_TOO_LARGE = _code("RASTER_TOO_LARGE", "The header declares more than 2**33 pixels: damaged or "
+                         "hostile, or too large for one COG task.", "If the raster really is this large, "
+                         "convert it with the large_raster job (tiled, bounded memory).", "invalid")
+RASTER_MOSTLY_EMPTY = _code("RASTER_MOSTLY_EMPTY", "90 % or more of the sampled pixels are nodata.",
+                            "Check the extent and the nodata value; most of the file holds nothing.", "warning")
+RASTER_NODATA_CONFLICT = _code("RASTER_NODATA_CONFLICT", "The nodata value lies inside the range of valid "
+                               "data (an error with strict=true).", "Choose a nodata value outside the data "
+                               "range.", "warning")
+RASTER_EXTREME_VALUES = _code("RASTER_EXTREME_VALUES", "Valid values reach a magnitude of 1e30 or more.",
+                              "These are probably an undeclared nodata value; set nodata to it.", "warning")
+NAN_WITHOUT_NODATA = _code("NAN_WITHOUT_NODATA", "A float raster holds NaN values but declares no nodata.",
+                           "Declare nodata=nan so that NaNs are treated as missing.", "warning")
+RASTER_TYPE_OVERRIDDEN = _code("RASTER_TYPE_OVERRIDDEN", "The raster_type parameter overrode the detected "
+                               "raster type.", "Nothing, if the type you gave is right; otherwise set "
+                               "raster_type=auto.", "info")
+CRS_MISMATCH = CrsMismatch.code
+CRS_MISSING = CrsMissing.code
+RASTER_EMPTY = EmptyRaster.code
+
+# jobs and STAC
+COLLECTION_NOT_HOMOGENEOUS = CollectionNotHomogeneous.code
+BAD_DATETIME = BadDatetime.code
+NO_DATETIME = DatetimeMissing.code
+NO_HREF = HrefMissing.code
+NO_VALIDATION = _code("NO_VALIDATION", "A conversion task found no validation result from its validate "
+                      "task.", "Run the job again with `--force`; report it if it persists.")
+NO_PREDECESSOR_RESULT = _code("NO_PREDECESSOR_RESULT", "A task that consumes its parent task's result "
+                              "received none (the parent's stored result is missing or incomplete).",
+                              "Run the job again with `--force`; report it if it persists.")
+
+# warnings (the task succeeded; reports list them)
+COG_VALIDATE = _code("COG_VALIDATE", "rio-cogeo's COG validator warned about a written COG; it was "
+                     "published anyway.", "Usually nothing to do; read the message, and report it if the "
+                     "COG misbehaves in a client.", "warning")
+TIER_FALLBACK = _code("TIER_FALLBACK", "The requested COG tier cannot hold this raster, so the analysis tier "
+                      "(lossless DEFLATE) was used, as tier_fallback=true allows.", "Ask for tier=analysis "
+                      "or tier=archive for such rasters, or accept the fallback.", "warning")
+
+
+def _class_kind(cls: type[TaskError]) -> str:
+    if issubclass(cls, InvalidInput):
+        return "invalid"
+    return "transient" if issubclass(cls, TransientError) else "error"
+
+
+def catalogue() -> dict[str, CodeInfo]:
+    """Every code a user can meet, sorted: the error classes' codes and :data:`CODES`."""
+    found: dict[str, CodeInfo] = {}
+    todo: list[type[TaskError]] = [TaskError]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__ == __name__:  # classes elsewhere (tests) are not part of geoproc's catalogue
+            doc = (cls.__doc__ or "").strip().splitlines()[0].replace("``", "")
+            found[cls.code] = CodeInfo(doc, cls.remediation, _class_kind(cls))
+    return dict(sorted({**found, **CODES}.items()))
+
+
+def code_info(code: str) -> CodeInfo | None:
+    """The catalogue entry of ``code`` (``HTTP_503`` finds ``HTTP_{status}``); None when unknown."""
+    known = catalogue()
+    code = code.strip()
+    if code not in known:
+        code = code.upper()
+        if code.startswith("HTTP_") and code[5:].isdigit():
+            code = HTTP_STATUS
+    return known.get(code)

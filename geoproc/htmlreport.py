@@ -20,14 +20,19 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .jobs import ALL_JOBS
 from .ledger import Ledger, open_ledger
 from .ledger.store import JobRecord
-from .report import seconds, when
+from .report import TASK_COLUMNS, seconds, when
+from .status import JobStatus, TaskStatus
+from .storage import open_fs, redact, resolve_storage_options
+from .units import human_bytes
 
-STATUS_COLOURS = {"completed": "#2e7d32", "completed_with_errors": "#b7791f", "failed": "#c62828",
-                  "cancelled": "#8e24aa", "running": "#0277bd", "pending": "#607d8b", "skipped": "#b7791f",
-                  "interrupted": "#8e24aa"}
-TASK_STATES = ("completed", "failed", "skipped", "pending", "running", "cancelled")
+STATUS_COLOURS: dict[str, str] = {
+    JobStatus.COMPLETED: "#2e7d32", JobStatus.COMPLETED_WITH_ERRORS: "#b7791f", JobStatus.FAILED: "#c62828",
+    JobStatus.CANCELLED: "#8e24aa", JobStatus.RUNNING: "#0277bd", JobStatus.PENDING: "#607d8b",
+    TaskStatus.SKIPPED: "#b7791f", JobStatus.INTERRUPTED: "#8e24aa",
+}
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 CSS = """
@@ -49,13 +54,8 @@ def _e(value: Any) -> str:
 
 
 def _bytes(n: int | None) -> str:
-    if not n:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    """A byte count in binary units; none recorded (or none moved) shows as '-'."""
+    return human_bytes(n) if n else "-"
 
 
 def _badge(status: str) -> str:
@@ -88,7 +88,7 @@ def collect_quicklooks(ledger: Ledger, job: JobRecord, limit: int = 48) -> list[
     seen: dict[str, str] = {}
     for href, title in _quicklook_items(job.result):
         seen.setdefault(href, title)
-    for task in ledger.list_tasks(job.job_id, status="completed", limit=None):
+    for task in ledger.list_tasks(job.job_id, status=TaskStatus.COMPLETED, limit=None):
         if len(seen) >= limit:
             break
         for href, title in _quicklook_items(task["result"]):
@@ -104,8 +104,6 @@ def read_image(href: str, storage_options: Mapping[str, Any] | None = None,
         ValueError: the file is not a PNG or JPEG, or is larger than ``max_bytes``.
         OSError: the file cannot be read.
     """
-    from .storage import open_fs
-
     fs, path = open_fs(href, storage_options)
     with fs.open(path, "rb") as f:
         data = f.read(max_bytes + 1)
@@ -118,8 +116,6 @@ def read_image(href: str, storage_options: Mapping[str, Any] | None = None,
 
 
 def _figures(quicklooks: list[tuple[str, str]], storage_options: Mapping[str, Any] | None) -> str:
-    from .storage import redact
-
     figs = []
     for href, title in quicklooks:
         shown = redact(href)
@@ -140,8 +136,6 @@ def _figures(quicklooks: list[tuple[str, str]], storage_options: Mapping[str, An
 
 def _scrub(value: Any) -> Any:
     """``value`` with every URL that carries a query string or user info shown without them."""
-    from .storage import redact
-
     if isinstance(value, str):
         return redact(value) if "://" in value and ("?" in value or "@" in value) else value
     if isinstance(value, Mapping):
@@ -188,20 +182,20 @@ def _stage_rows(names: list[str], descriptions: list[str], counts: Mapping[int, 
     rows = []
     for i, name in enumerate(names):
         c, m = counts.get(i, {}), metrics.get(i, {})
-        cells = "".join(f'<td class="n">{c.get(k, 0)}</td>' for k in TASK_STATES)
+        cells = "".join(f'<td class="n">{c.get(k, 0)}</td>' for k in TASK_COLUMNS)
         rows.append(
             f'<tr class="stage"><td><b>{_e(name)}</b><br><span class="meta">{_e(descriptions[i])}</span></td>'
             f'<td class="n">{sum(c.values())}</td>{cells}<td class="n">{m.get("retries", 0)}</td>'
             f'<td class="n">{seconds(m.get("span_s"))}</td><td class="n">{seconds(m.get("busy_s"))}</td>'
             f'<td class="n">{m.get("tasks_per_s") or "-"}</td><td class="n">{_bytes(m.get("bytes_read"))}</td>'
             f'<td class="n">{_bytes(m.get("bytes_written"))}</td></tr>')
-    head = "".join(f"<th>{h}</th>" for h in ("stage", "tasks", *TASK_STATES, "retries", "span", "busy",
+    head = "".join(f"<th>{h}</th>" for h in ("stage", "tasks", *TASK_COLUMNS, "retries", "span", "busy",
                                               "tasks/s", "read", "written"))
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def _errors(ledger: Ledger, job: JobRecord, limit: int) -> str:
-    failed = ledger.list_tasks(job.job_id, status="failed", limit=limit)
+    failed = ledger.list_tasks(job.job_id, status=TaskStatus.FAILED, limit=limit)
     if not failed and not job.error:
         return "<p class='meta'>No errors.</p>"
     parts = [f"<p><b>Job:</b> {_e(job.error)}</p>"] if job.error else []
@@ -213,7 +207,7 @@ def _errors(ledger: Ledger, job: JobRecord, limit: int) -> str:
             f'<br><span class="rem">→ {_e(t["remediation"] or "see the task traceback: geoproc tasks")}'
             f"</span></td></tr>" for t in failed)
         parts.append(f"<table><tr><th>task</th><th>error and remediation</th></tr>{rows}</table>")
-        total = sum(c.get("failed", 0) for c in ledger.counts(job.job_id).values())
+        total = sum(c.get(TaskStatus.FAILED, 0) for c in ledger.counts(job.job_id).values())
         if total > len(failed):
             parts.append(f"<p class='meta'>{total - len(failed)} more failed tasks: "
                          f"<code>geoproc tasks {job.job_id[:12]} --status failed</code></p>")
@@ -234,8 +228,6 @@ def _events(ledger: Ledger, job: JobRecord, limit: int) -> str:
 def render_html(ledger: Ledger, job_id: str, *, storage_options: Mapping[str, Any] | None = None,
                 max_errors: int = 25, max_events: int = 50, max_images: int = 48) -> str:
     """The report of one job (id or unambiguous prefix) as a self-contained HTML page."""
-    from .jobs import ALL_JOBS
-
     job = ledger.find_job(job_id)
     jt = ALL_JOBS.get(job.job_type)
     counts = ledger.counts(job.job_id)
@@ -281,8 +273,6 @@ def write_html_report(job_id: str, out: str | Path, *, ledger: str | Ledger | No
     ``storage_options`` are the credentials used to read quicklooks on remote storage; by default they
     are resolved from the environment like a job run's.
     """
-    from .storage import resolve_storage_options
-
     led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger)
     try:
         page = render_html(led, job_id, storage_options=storage_options if storage_options is not None

@@ -43,8 +43,8 @@ def task_id(job_id_: str, stage: str, key: str) -> str:
     return f"{job_id_[:16]}-{stage}-{task_key_part(key)}"
 
 
-def chunk_key(job_type: str, stage: str, job_id_: str, first_task_key: str, run_token: str) -> str:
-    """The Dask key of one batch of tasks.
+def batch_key(job_type: str, stage: str, job_id_: str, first_task_key: str, run_token: str) -> str:
+    """The Dask key of one batch of ledger tasks (the engine's unit of submission).
 
     Dask groups keys by their prefix before the first ``-``, so the dashboard shows
     ``hello_world.greet`` as the task group. The run token keeps keys of a resumed run distinct from

@@ -2,7 +2,8 @@
 
 A job type is pure data plus small planning functions. It knows nothing of Dask or the ledger:
 
-* ``params`` is a pydantic model (defaults and bounds live in its ``Field`` declarations);
+* ``params`` is a :class:`JobParams` model (defaults and bounds live in its ``Field`` declarations;
+  a renamed parameter keeps working under its old name through ``deprecated_aliases``);
 * ``stages`` is an ordered tuple of :class:`Stage`; each names a handler and a planning function;
 * a stage with ``lineage=True`` is planned from the *keys* of the previous stage (task i consumes the
   result of task i), so the engine can pipeline it without a barrier;
@@ -15,16 +16,89 @@ Handlers are plain functions ``handler(params: dict, ctx: TaskContext) -> dict``
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from . import ids
-from .errors import InvalidParams
+from .errors import InvalidParams, TaskWarning
 
 JSON = dict[str, Any]
+
+
+class JobParams(BaseModel):
+    """Base of every job's parameters: unknown names are refused, renamed ones still accepted.
+
+    ``deprecated_aliases`` maps an old parameter name to its new one. The old name is renamed before
+    validation (with a :class:`DeprecationWarning`), so the normalized params, and with them the job id,
+    are the same whichever name the caller used.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    deprecated_aliases: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rename_deprecated(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or not any(old in data for old in cls.deprecated_aliases):
+            return data
+        data = dict(data)
+        for old, new in cls.deprecated_aliases.items():
+            if old not in data:
+                continue
+            if new in data:
+                raise ValueError(f"{old!r} is the old name of {new!r}; give only {new!r}")
+            warnings.warn(f"parameter {old!r} is deprecated; use {new!r}", DeprecationWarning, stacklevel=2)
+            data[new] = data.pop(old)
+        return data
+
+
+def _as_warning(value: Any) -> Any:
+    """A :class:`TaskWarning` from its ``"CODE: message"`` form (results read back from the ledger)."""
+    if isinstance(value, str):
+        code, sep, message = value.partition(": ")
+        return TaskWarning(code, message) if sep else TaskWarning("WARNING", value)
+    return value
+
+
+# a warning in a typed task result: a TaskWarning in Python, its "CODE: message" string in the JSON
+ResultWarning = Annotated[TaskWarning, BeforeValidator(_as_warning), PlainSerializer(str, return_type=str)]
+# a nodata value as results hold it: a number, "nan" / "inf" / "-inf", or None
+NodataJSON = int | float | str | None
+
+
+class TaskResult(BaseModel):
+    """Base of typed task results: the fields are the result's contract, the JSON what the ledger stores.
+
+    ``model_dump(mode="json")`` is what a handler returns. Fields that were not given are left out of
+    it, so a result whose keys depend on the case (an empty tile has no file) keeps exactly those keys;
+    NaN and infinities stay numbers, as in the plain dicts results were before they were typed.
+    """
+
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+
+    @model_serializer(mode="wrap")
+    def _given_fields_only(self, handler: SerializerFunctionWrapHandler) -> JSON:
+        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
+
+    @classmethod
+    def fields_of(cls, facts: Mapping[str, Any]) -> JSON:
+        """The entries of ``facts`` (e.g. a raster check's) that are fields of this result."""
+        return {k: v for k, v in facts.items() if k in cls.model_fields}
 
 
 @dataclass(frozen=True)
@@ -72,6 +146,8 @@ class FailurePolicy:
 
 ALL_OR_NOTHING = FailurePolicy(tolerate=0.0)
 PARTIAL_OK = FailurePolicy(tolerate=1.0)
+# tasks that read remote rasters or headers: storage throttling and timeouts get a few patient retries
+STORAGE_RETRY = RetryPolicy(attempts=6, base_delay=1.0, max_delay=10.0)
 
 
 @dataclass
@@ -88,6 +164,11 @@ class StageOutput:
 
 Planner = Callable[[Any, Any], Iterable[TaskSpec]]
 Aggregator = Callable[[Any, Iterator[JSON]], JSON]
+
+
+def only_result(params: Any, results: Iterator[JSON]) -> JSON | None:
+    """The aggregate of a one-task stage: that task's result (None when it did not complete)."""
+    return next(iter(results), None)
 
 
 @dataclass(frozen=True)
@@ -115,7 +196,11 @@ class Stage:
 
 @dataclass(frozen=True)
 class JobType:
-    """A job declaration: its parameter schema, stages, hash rules and failure policy."""
+    """A job declaration: its parameter schema, stages, hash rules and failure policy.
+
+    ``description`` starts with the one-line :attr:`summary` `geoproc list` shows; ``finalize``
+    reduces the stage values to the job result.
+    """
 
     name: str
     description: str
@@ -126,6 +211,11 @@ class JobType:
     failure_policy: FailurePolicy = PARTIAL_OK
     finalize: Callable[[Any, list[JSON | None]], JSON] | None = None
     render: Callable[[JSON], Any] | None = None  # a rich renderable of the job result, for the CLI
+
+    @property
+    def summary(self) -> str:
+        """The first line of the description."""
+        return self.description.strip().split("\n", 1)[0]
 
     def validate(self, raw: Mapping[str, Any]) -> BaseModel:
         """Check raw params against the schema; errors name the field, the value and what is allowed."""
@@ -163,12 +253,13 @@ class JobType:
             out.append(
                 {
                     "name": name,
-                    "type": getattr(f.annotation, "__name__", str(f.annotation)),
+                    "type": _type_name(f.annotation),
                     "required": f.is_required(),
                     "default": None if f.is_required() else f.get_default(call_default_factory=True),
                     "bounds": _bounds(f),
                     "help": f.description or "",
                     "hashed": name not in self.hash_exclude and name not in self.secret_params,
+                    "deprecated_names": sorted(old for old, new in _aliases(self.params).items() if new == name),
                 }
             )
         return out
@@ -188,6 +279,15 @@ class TaskContext:
     # Credentials per protocol, e.g. {"az": {"connection_string": ...}}, resolved on the driver and
     # shipped with each batch. Never stored in the ledger, never logged, never in results.
     storage_options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+
+def _type_name(annotation: Any) -> str:
+    """``ByteSize | None`` rather than ``pydantic.types.ByteSize | None``."""
+    return getattr(annotation, "__name__", None) or re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(annotation))
+
+
+def _aliases(model: type[BaseModel]) -> dict[str, str]:
+    return getattr(model, "deprecated_aliases", {}) or {}
 
 
 def _bounds(f: Any) -> str:

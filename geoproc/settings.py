@@ -8,16 +8,28 @@
 | ``GEOPROC_THREADS_PER_WORKER`` | 1                                      | threads per local worker                  |
 | ``GEOPROC_MEMORY_LIMIT``    | ``auto``                                  | memory limit per local worker             |
 | ``GEOPROC_LEASE_TTL``       | 30                                        | seconds without heartbeat before another run may take over |
+| ``GEOPROC_BATCHES_PER_WORKER`` | 8                                      | light tasks: batches per worker and stage |
+| ``GEOPROC_MAX_BATCH``       | 2000                                      | light tasks: most tasks in one batch      |
+| ``GEOPROC_K8S_SPEC``        | ``cluster/k8s/daskcluster.yaml``          | DaskCluster spec for ``--cluster kubernetes`` |
+| ``GEOPROC_LOG_LEVEL``       | ``WARNING``                               | level of the ``geoproc`` loggers (``debug``, ``info``, ...) |
+| ``XDG_DATA_HOME``           | ``~/.local/share``                        | where the default SQLite ledger lives     |
+
+A *batch* is the engine's unit of submission: the ledger tasks one Dask task runs. The old name
+``GEOPROC_CHUNKS_PER_WORKER`` (``chunks_per_worker``) is still read, with a :class:`DeprecationWarning`.
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+import warnings
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GEOPROC_", extra="ignore")
+    """Every knob geoproc reads from the environment; construct once and pass it on."""
+
+    model_config = SettingsConfigDict(env_prefix="GEOPROC_", extra="ignore", populate_by_name=True)
 
     ledger: str | None = None
     cluster: str = "local"
@@ -29,6 +41,24 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(2.0, gt=0)
     flush_interval: float = Field(0.5, gt=0)
     flush_size: int = Field(5000, ge=1)
-    chunks_per_worker: int = Field(8, ge=1, description="light tasks: batches per worker and stage")
-    max_batch: int = Field(2000, ge=1, description="light tasks: most tasks in one Dask task")
+    batches_per_worker: int = Field(8, ge=1, description="light tasks: batches per worker and stage")
+    max_batch: int = Field(2000, ge=1, description="light tasks: most tasks in one batch (one Dask task)")
     follow_poll: float = Field(0.5, gt=0, description="seconds between checks while another driver runs")
+    k8s_spec: str = Field("cluster/k8s/daskcluster.yaml", description="DaskCluster YAML for --cluster kubernetes")
+    # kept as given: geoproc.logs.parse_level checks it where logging is configured, so that a bad
+    # value is reported as a user error there instead of breaking every Settings()
+    log_level: str | None = Field(None, description="level of the geoproc loggers: debug, info, warning, ...")
+    data_home: str | None = Field(None, validation_alias="XDG_DATA_HOME",
+                                  description="XDG data directory; the default ledger is data_home/geoproc")
+    # deprecated spelling of ``batches_per_worker``; read only to be moved there
+    chunks_per_worker: int | None = Field(None, ge=1, exclude=True, repr=False)
+
+    @model_validator(mode="after")
+    def _deprecated_names(self) -> Settings:
+        if self.chunks_per_worker is not None:
+            warnings.warn("chunks_per_worker (GEOPROC_CHUNKS_PER_WORKER) is deprecated; use batches_per_worker "
+                          "(GEOPROC_BATCHES_PER_WORKER)", DeprecationWarning, stacklevel=2)
+            if "batches_per_worker" not in self.model_fields_set:
+                self.batches_per_worker = self.chunks_per_worker
+            self.chunks_per_worker = None
+        return self

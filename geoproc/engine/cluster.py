@@ -11,6 +11,8 @@ from typing import Any
 from ..errors import ClusterError
 from ..settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def _local_workers(settings: Settings, workers: int | None) -> int:
     return workers or settings.workers or max(1, min(os.cpu_count() or 1, 8))
@@ -51,6 +53,7 @@ def connect(spec: Any = None, *, workers: int | None = None, settings: Settings 
             )
         except Exception as exc:  # noqa: BLE001
             raise ClusterError(f"Could not start a local Dask cluster: {exc}") from exc
+        log.info("Started a local Dask cluster: %s", cluster.dashboard_link)
         yield from _serve(cluster)
         return
     if spec == "kubernetes":
@@ -59,11 +62,12 @@ def connect(spec: Any = None, *, workers: int | None = None, settings: Settings 
         except ImportError:
             raise ClusterError("--cluster kubernetes needs the kubernetes extra: pip install 'geoproc[kubernetes]'") from None
         # the cluster spec in cluster/k8s names the geoproc image; GEOPROC_K8S_SPEC points elsewhere
-        spec_file = os.environ.get("GEOPROC_K8S_SPEC", "cluster/k8s/daskcluster.yaml")
+        spec_file = settings.k8s_spec
         if not os.path.exists(spec_file):
             raise ClusterError(f"--cluster kubernetes needs a DaskCluster spec: {spec_file} not found; "
                                "set GEOPROC_K8S_SPEC to the YAML file (see cluster/k8s/daskcluster.yaml).")
         cluster = KubeCluster(custom_cluster_spec=spec_file)
+        log.info("Started a Kubernetes Dask cluster from %s", spec_file)
         if workers:
             cluster.scale(workers)
         yield from _serve(cluster)
@@ -72,6 +76,7 @@ def connect(spec: Any = None, *, workers: int | None = None, settings: Settings 
         client = Client(spec, timeout="15s")
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"Cannot reach the Dask scheduler at {spec}: {exc}; is it running?") from None
+    log.info("Connected to the Dask scheduler at %s", spec)
     try:
         yield client
     finally:

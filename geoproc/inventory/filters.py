@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .listing import Blob
+from ..storage.walk import Blob
+from ..units import as_utc
+
+log = logging.getLogger(__name__)
 
 
 def normalize_suffix(suffix: str) -> str:
     """Lower-case; a bare extension gets its dot (``tif`` -> ``.tif``; ``_cog.tif`` stays)."""
     s = suffix.strip().lower()
     return "." + s if s and s[0].isalnum() else s
-
-
-def as_utc(value: dt.datetime | str | None) -> dt.datetime | None:
-    """A timezone-aware datetime; naive values and ISO strings without an offset are taken as UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

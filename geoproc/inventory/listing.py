@@ -1,78 +1,34 @@
-"""Streaming, sharded listing of a container, a prefix, or a directory tree.
+"""Sharded listing of a container, a prefix, or a directory tree, for inventories of millions of blobs.
 
 A *source* is a URL that names a container or a directory: ``az://container[/dir]``, a local
-directory, ``memory://bucket``. Blob names are relative to it. Listing is split into *units*:
+directory, ``memory://bucket``. Blob names are relative to it. The walk itself is storage's
+(:mod:`geoproc.storage.walk`: listers that stream one page at a time, and the *units* they list);
+this module splits a source into units to list in parallel:
 
 * ``("tree", p)``  every blob whose name starts with ``p``;
-* ``("level", p)`` blobs whose name starts with ``p`` and has no ``/`` after it (Azure's delimiter
-  listing, or one directory of a filesystem).
+* ``("level", p)`` blobs whose name starts with ``p`` and has no ``/`` after it.
 
 :func:`plan_units` finds units by delimiter listings, breadth first, until there are enough to keep a
-cluster busy; the units of one plan cover every blob below the prefix exactly once. Listing a unit
-streams one page (at most 5,000 blobs) at a time, so memory never grows with the number of blobs.
-Azure is listed with the storage SDK directly (adlfs' ``find`` collects the whole listing in memory);
-other filesystems through fsspec.
+cluster busy; the units of one plan cover every blob below the prefix exactly once.
+:func:`group_units` then deals them out to the shards.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import mimetypes
-import os
-import posixpath
+import logging
 import re
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
 
-from ..errors import SourceNotFound
+from ..storage.urls import protocol_of
+from ..storage.walk import PAGE, Blob, Lister, Unit, dirpart, open_lister, source_not_found
 
-PAGE = 5000  # the most blobs Azure returns per List Blobs call
-AZ_PROTOCOLS = frozenset({"az", "abfs", "abfss"})
+log = logging.getLogger(__name__)
+
+# The walk's names, for the inventory job and its tests: what a shard lists and how.
+__all__ = ["Blob", "Lister", "Unit", "check_source", "dirpart", "group_units", "open_lister", "plan_units",
+           "source_not_found"]
+
 _CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
-
-Unit = tuple[str, str]  # (mode, prefix)
-
-
-@dataclass(frozen=True, slots=True)
-class Blob:
-    """One listed blob or file; ``name`` is relative to the source."""
-
-    name: str
-    size: int
-    last_modified: dt.datetime | None
-    etag: str | None
-    content_type: str | None
-
-
-@dataclass(frozen=True)
-class Level:
-    """What one delimiter listing found below a prefix."""
-
-    prefixes: list[str]
-    files: int
-    truncated: bool
-
-
-class Lister(Protocol):
-    """The listing operations a storage backend provides."""
-
-    source: str
-
-    def exists(self) -> bool: ...
-
-    def walk_level(self, prefix: str, max_items: int) -> Level: ...
-
-    def iter_unit(self, unit: Unit) -> Iterator[Blob]: ...
-
-    def url(self, name: str) -> str: ...
-
-
-def protocol_of(url: str) -> str:
-    """The fsspec protocol of a URL (``file`` for plain paths)."""
-    return url.split("://", 1)[0].lower() if "://" in url else "file"
 
 
 def check_source(url: str) -> str:
@@ -85,52 +41,12 @@ def check_source(url: str) -> str:
     if "?" in url and protocol_of(url) != "file":
         raise ValueError("URLs must not carry query strings (a SAS token is a secret and would be stored in the "
                          "ledger); set AZURE_STORAGE_SAS_TOKEN or a connection string instead")
-    if protocol_of(url) in AZ_PROTOCOLS:
+    if protocol_of(url) == "az":
         container = url.split("://", 1)[1].split("/", 1)[0].split("@", 1)[0]  # abfss://c@account.dfs...
         if not _CONTAINER.match(container):
             raise ValueError(f"{container!r} is not a valid Azure container name (3-63 characters: "
                              "lowercase letters, digits and single hyphens), e.g. az://my-container/prefix")
     return url
-
-
-def open_lister(source: str, storage_options: dict[str, dict[str, Any]] | None = None) -> Lister:
-    """A lister for ``source``.
-
-    ``storage_options`` is the per-protocol mapping of a task context; None resolves credentials
-    from this process's environment (the driver).
-    """
-    from ..storage import open_fs
-
-    proto = protocol_of(source)
-    fs, root = open_fs(source, storage_options)
-    if proto in AZ_PROTOCOLS:
-        return AzureLister(source, fs, root)
-    return FsLister(source, fs, root, proto)
-
-
-def source_not_found(url: str) -> SourceNotFound:
-    """The error for a source that does not exist, with what to check."""
-    proto = protocol_of(url)
-    if proto in AZ_PROTOCOLS:
-        container = url.split("://", 1)[1].split("/", 1)[0]
-        return _not_found(f"Container {container!r} does not exist in the storage account ({url}).",
-                          "Check the container name and the account in the connection string; "
-                          "list containers with `az storage container list`.")
-    if proto == "memory":
-        return _not_found(f"{url} does not exist in this process.",
-                          "memory:// filesystems live inside one process: worker processes cannot see the "
-                          "driver's. Use an in-process cluster (distributed.Client(processes=False)) or a "
-                          "local or az:// URL.")
-    return _not_found(f"Directory {url} does not exist.", "Check the path.")
-
-
-def _not_found(message: str, remediation: str) -> SourceNotFound:
-    return SourceNotFound(f"{message} {remediation}", remediation=remediation)
-
-
-def dirpart(prefix: str) -> str:
-    """The part of a name prefix up to and including its last ``/``."""
-    return prefix[: prefix.rfind("/") + 1]
 
 
 def plan_units(lister: Lister, prefix: str, target: int, *, max_probe: int = PAGE,
@@ -171,183 +87,4 @@ def group_units(units: list[Unit], shards: int) -> list[list[Unit]]:
         end = start + size + (1 if i < extra else 0)
         out.append(units[start:end])
         start = end
-    return out
-
-
-# --- Azure Blob Storage ------------------------------------------------------------------------------
-
-
-class AzureLister:
-    """Lists an Azure container page by page with the storage SDK's async client that adlfs holds."""
-
-    def __init__(self, source: str, fs: Any, root: str):
-        self.source, self.fs = source, fs
-        container, _, base = root.partition("/")
-        self.container = container
-        self.base = base.strip("/") + "/" if base.strip("/") else ""
-
-    def url(self, name: str) -> str:
-        from ..storage.urls import with_protocol
-
-        return with_protocol(self.source, f"{self.container}/{self.base}{name}")
-
-    def _run(self, func: Any, *args: Any) -> Any:
-        from fsspec.asyn import sync
-
-        return sync(self.fs.loop, func, *args)
-
-    def exists(self) -> bool:
-        cc = self.fs.service_client.get_container_client(self.container)
-        return bool(self._run(cc.exists))
-
-    def _pages(self, prefix: str, delimited: bool) -> Iterator[list[Any]]:
-        token: str | None = None
-        while True:
-            items, token = self._run(self._page, self.base + prefix, token, delimited)
-            yield items
-            if not token:
-                return
-
-    async def _page(self, prefix: str, token: str | None, delimited: bool) -> tuple[list[Any], str | None]:
-        from azure.core.exceptions import ResourceNotFoundError
-        from azure.storage.blob.aio import BlobPrefix
-
-        cc = self.fs.service_client.get_container_client(self.container)
-        kw: dict[str, Any] = {"name_starts_with": prefix or None, "include": ["metadata"],
-                              "results_per_page": PAGE}
-        pager = cc.walk_blobs(delimiter="/", **kw) if delimited else cc.list_blobs(**kw)
-        pages = pager.by_page(continuation_token=token)
-        out: list[Any] = []
-        cut = len(self.base)
-        try:
-            page = await pages.__anext__()
-            async for item in page:
-                if isinstance(item, BlobPrefix):
-                    out.append(item.name[cut:])
-                elif not _is_directory_marker(item):
-                    etag = item.etag.strip('"') if item.etag else None
-                    ctype = item.content_settings.content_type if item.content_settings else None
-                    out.append(Blob(item.name[cut:], int(item.size or 0), item.last_modified, etag, ctype))
-        except StopAsyncIteration:
-            return [], None
-        except ResourceNotFoundError:
-            raise source_not_found(self.source) from None
-        return out, pages.continuation_token
-
-    def walk_level(self, prefix: str, max_items: int) -> Level:
-        prefixes: list[str] = []
-        files = 0
-        for items in self._pages(prefix, delimited=True):
-            for item in items:
-                if isinstance(item, str):
-                    prefixes.append(item)
-                else:
-                    files += 1
-            if len(prefixes) + files > max_items:
-                return Level(prefixes, files, True)
-        return Level(prefixes, files, False)
-
-    def iter_unit(self, unit: Unit) -> Iterator[Blob]:
-        mode, prefix = unit
-        for items in self._pages(prefix, delimited=mode == "level"):
-            for item in items:
-                if isinstance(item, Blob):
-                    yield item
-
-
-def _is_directory_marker(blob: Any) -> bool:
-    if blob.name.endswith("/"):
-        return True
-    meta = {k.lower(): v for k, v in (blob.metadata or {}).items()}
-    return meta.get("hdi_isfolder") == "true" or meta.get("is_directory") == "true"
-
-
-# --- any fsspec filesystem (local, memory, ...) ----------------------------------------------------------
-
-
-class FsLister:
-    """Lists a directory tree through fsspec, one directory in memory at a time, in name order."""
-
-    def __init__(self, source: str, fs: Any, root: str, protocol: str):
-        self.source, self.fs, self.protocol = source, fs, protocol
-        self.root = root.rstrip("/") or root
-
-    def url(self, name: str) -> str:
-        path = f"{self.root.rstrip('/')}/{name}"
-        return path if self.protocol == "file" else f"{self.protocol}://{path.lstrip('/')}"
-
-    def exists(self) -> bool:
-        return bool(self.fs.isdir(self.root))
-
-    def _entries(self, rel_dir: str) -> list[tuple[str, dict]]:
-        """(relative name, info) of one directory, sorted as object stores sort full names."""
-        path = f"{self.root.rstrip('/')}/{rel_dir}".rstrip("/") if rel_dir else self.root
-        if self.protocol == "file":
-            return _scandir(path, rel_dir)
-        try:
-            infos = self.fs.ls(path, detail=True)
-        except FileNotFoundError:
-            return []
-        base = self.root.rstrip("/") + "/"
-        out = []
-        for info in infos:
-            name = info["name"]
-            if not name.startswith(base):
-                continue
-            rel = name[len(base):]
-            out.append((rel + "/" if info.get("type") == "directory" else rel, info))
-        out.sort(key=lambda e: e[0])
-        return out
-
-    def _blob(self, rel: str, info: dict) -> Blob:
-        ts = info.get("mtime", info.get("LastModified", info.get("created")))
-        if isinstance(ts, (int, float)):
-            ts = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-        return Blob(rel, int(info.get("size") or 0), ts, info.get("ETag"), _content_type(posixpath.splitext(rel)[1]))
-
-    def walk_level(self, prefix: str, max_items: int) -> Level:
-        prefixes, files = [], 0
-        for rel, _info in self._entries(dirpart(prefix)):
-            if not rel.startswith(prefix):
-                continue
-            if rel.endswith("/"):
-                prefixes.append(rel)
-            else:
-                files += 1
-        return Level(prefixes, files, len(prefixes) + files > max_items)
-
-    def iter_unit(self, unit: Unit) -> Iterator[Blob]:
-        mode, prefix = unit
-        for rel, info in self._entries(dirpart(prefix)):
-            if not rel.startswith(prefix):
-                continue
-            if not rel.endswith("/"):
-                yield self._blob(rel, info)
-            elif mode == "tree":
-                yield from self.iter_unit(("tree", rel))
-
-
-@functools.lru_cache(maxsize=1024)
-def _content_type(ext: str) -> str | None:
-    """Content type guessed from the extension (filesystems store none)."""
-    return mimetypes.guess_type("x" + ext.lower())[0]
-
-
-def _scandir(path: str, rel_dir: str) -> list[tuple[str, dict]]:
-    """A local directory with ``os.scandir``: one stat per entry, no per-entry path parsing."""
-    out = []
-    try:
-        with os.scandir(path) as it:
-            for e in it:
-                try:
-                    if e.is_dir():
-                        out.append((f"{rel_dir}{e.name}/", {"type": "directory"}))
-                    elif e.is_file():
-                        st = e.stat()
-                        out.append((rel_dir + e.name, {"type": "file", "size": st.st_size, "mtime": st.st_mtime}))
-                except FileNotFoundError:  # removed while listing
-                    continue
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    out.sort(key=lambda en: en[0])
     return out

@@ -6,15 +6,17 @@ Layout under the output URL::
     inventory.csv  (or inventory.jsonl)        every record, one file
     summary.json                               the merged summary
 
-Workers write each part to a local temp file and then upload it (local outputs: an atomic rename), so
+Workers write each part to a local temp file and then upload it with :func:`geoproc.storage.publish`
+(local outputs: an atomic rename; Azure: one blob commit, creating the container on first use), so
 no reader sees half a file. Text parts go to ``_parts/`` first; the publish step concatenates them
-in shard order and removes them. ``memory://`` outputs live in the process that wrote them: on a
+in shard order and removes them (:func:`merge_parts`). ``memory://`` outputs live in the process that wrote them: on a
 process cluster use a local or ``az://`` output.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -25,7 +27,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import InvalidInput
-from .listing import protocol_of
+from ..storage import join, open_fs
+from ..storage import publish as put  # one atomic upload per finished file
+
+log = logging.getLogger(__name__)
 
 PARQUET_DIR = "inventory.parquet"
 PARTS_DIR = "_parts"
@@ -47,21 +52,6 @@ HEADER_FIELDS = [
 def schema(headers: bool) -> pa.Schema:
     """The inventory record schema (header columns only in header mode)."""
     return pa.schema(BASE_FIELDS + (HEADER_FIELDS if headers else []))
-
-
-def join(url: str, *parts: str) -> str:
-    return "/".join([url.rstrip("/"), *parts])
-
-
-def put(local: str, url: str, storage_options: dict[str, dict[str, Any]]) -> None:
-    """Upload a finished local file to ``url`` in one step (Azure: creating the container if needed)."""
-    from ..storage import open_fs
-    from ..storage import publish as publish_file
-
-    if protocol_of(url) in ("az", "abfs", "abfss"):
-        fs, path = open_fs(url, storage_options)
-        fs.mkdir(path.split("/", 1)[0], exist_ok=True)  # blob "directories" are implicit
-    publish_file(local, url, storage_options)
 
 
 class PartWriter:
@@ -121,7 +111,7 @@ def _json_default(v: Any) -> Any:
     return v.isoformat() if hasattr(v, "isoformat") else str(v)
 
 
-def publish(output: str, fmt: str, parts: list[str], headers: bool, summary: dict[str, Any],
+def merge_parts(output: str, fmt: str, parts: list[str], headers: bool, summary: dict[str, Any],
             storage_options: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Merge text parts into one file, drop stale Parquet parts, write ``summary.json``.
 
@@ -129,8 +119,6 @@ def publish(output: str, fmt: str, parts: list[str], headers: bool, summary: dic
         InvalidInput: a part listed by the shards is missing (an earlier run was interrupted while
             publishing); run the job again with ``--force``.
     """
-    from ..storage import open_fs
-
     fs, root = open_fs(output, storage_options)
     root = root.rstrip("/")
     tmp = tempfile.mkdtemp(prefix="geoproc-publish-")

@@ -15,7 +15,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
-from .listing import Blob
+from ..storage.walk import Blob
 
 MB = 1024**2
 GB = 1024**3

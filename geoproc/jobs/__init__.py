@@ -1,20 +1,22 @@
 """The registries: every job type and every task handler geoproc knows.
 
-If it is not in these dicts it does not exist. The CLI builds its choices from ``ALL_JOBS``.
+If it is not in these dicts it does not exist. The CLI builds its choices from ``ALL_JOBS``: each
+:class:`~geoproc.model.JobType` gives its ``name``, its one-line ``summary`` and its ``params`` model
+(whose fields carry their defaults, bounds and descriptions; ``describe_params()`` lists them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import UnknownJob
+from ..errors import GeoprocError, UnknownJob
 from ..model import JobType
-from . import cog, hello_world, inventory, stac_catalog, tiled
+from . import cog, hello_world, inventory, large_raster, stac_catalog
 
 ALL_JOBS: dict[str, JobType] = {
     "hello_world": hello_world.HelloWorld,
     "cog": cog.Cog,
-    "large_raster": tiled.LargeRaster,
+    "large_raster": large_raster.LargeRaster,
     "stac_catalog": stac_catalog.StacCatalog,
     "list_container": inventory.ListContainer,
     "summarize_container": inventory.SummarizeContainer,
@@ -25,11 +27,21 @@ ALL_HANDLERS: dict[str, Callable] = {
     **inventory.HANDLERS,
     **stac_catalog.HANDLERS,
     **cog.HANDLERS,
-    **tiled.HANDLERS,
+    **large_raster.HANDLERS,
 }
 
 
-assert all(name == jt.name for name, jt in ALL_JOBS.items())
+def _check_registry() -> None:
+    """Every job is registered under its own name and every stage's handler exists."""
+    for name, jt in ALL_JOBS.items():
+        if name != jt.name:
+            raise GeoprocError(f"job {jt.name!r} is registered as {name!r}")
+        for stage in jt.stages:
+            if stage.handler not in ALL_HANDLERS:
+                raise GeoprocError(f"job {name!r}, stage {stage.name!r}: no handler {stage.handler!r}")
+
+
+_check_registry()
 
 
 def get_job(name: str) -> JobType:

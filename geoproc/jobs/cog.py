@@ -17,80 +17,51 @@ extension replaced by ``.tif`` (``az://in/2025/a/b.jp2`` listed from ``az://in/2
 when it ends in ``.tif``. Names that would leave the prefix (``..``), that would overwrite their own
 input or that collide with another file's output fail their task.
 
-Each ``cog`` task result (the contract STAC items are built from; all keys always present):
-
-=================  ===========================================================================
-key                value
-=================  ===========================================================================
-input              input URL (secrets removed)
-output             output URL (secrets removed)
-size               output size in bytes
-sha256             hex sha256 of the output file
-input_size         input size in bytes (from the listing)
-crs                ``EPSG:XXXX``, or WKT2 when the CRS has no EPSG code
-bounds             [left, bottom, right, top] in the output CRS
-bbox_wgs84         [west, south, east, north] in EPSG:4326, or null for a local CRS
-shape              [height, width]
-transform          the 6 affine coefficients [a, b, c, d, e, f]
-count, dtype       band count and data type
-nodata             number, ``"nan"``/``"inf"``/``"-inf"``, or null
-raster_type        rgb, rgba, dem, continuous, categorical or multispectral
-tier               tier used; ``requested_tier`` holds the one asked for
-compression        deflate, jpeg or zstd
-overviews          decimation factors, e.g. [2, 4, 8] ([] for rasters of one block)
-band_stats         per band: minimum, maximum, mean, stddev, valid_percent
-datetime           ISO 8601 UTC from the file's date tags (TIFFTAG_DATETIME, ...), or null
-warnings           list of "CODE: message" strings (validation warnings, tier fallback, ...)
-reprojected        whether the raster was warped; ``resampling`` {overview, reproject}
-reused             true when an identical earlier output was kept instead of converting again
-route              "single" or "tiled": the route the conversion took (see :func:`route`)
-metrics            {bytes_read, bytes_written} of this attempt (for ``geoproc`` stage metrics)
-=================  ===========================================================================
+Each ``cog`` task returns a :class:`~geoproc.jobs.cog_convert.CogResult` (the contract STAC items are
+built from); :mod:`geoproc.jobs.cog_report` holds the stage's summary, the job result and its rendering.
+Sizes (``min_size``, ``max_size``, ``large_threshold``) are bytes, or strings such as ``"2GB"``.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Literal
 
-import rasterio
 from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 
-from .. import ids
-from ..errors import InvalidInput, OutputExists, UnsafePath
-from ..model import JSON, PARTIAL_OK, JobType, RetryPolicy, Stage, StageOutput, TaskContext, TaskSpec
-from ..raster import cog as cogmod
+from ..errors import OutputCollision, UnsafePath
+from ..model import (
+    JSON,
+    PARTIAL_OK,
+    STORAGE_RETRY,
+    JobParams,
+    JobType,
+    RetryPolicy,
+    Stage,
+    StageOutput,
+    TaskContext,
+    TaskSpec,
+)
+from ..raster.collection import check_homogeneity
+from ..raster.header import source_datetime
 from ..raster.io import open_raster
-from ..raster.mosaic import check_cog, cog_options, tiled_cog
-from ..raster.profiles import RASTER_TYPES, RESAMPLING_CHOICES, creation_profile, resampling_for, resolve_tier
-from ..raster.quicklook import write_quicklook
+from ..raster.profiles import RASTER_TYPES, RESAMPLING_CHOICES, resampling_for, resolve_tier
 from ..raster.validate import Finding, parse_crs, raise_for, validate_raster
-from ..stac import cogstage
 from ..stac.publish import SECRET_PARAMS as STAC_SECRET_PARAMS
 from ..stac.publish import StacOptions
-from ..storage import (
-    is_local,
-    join,
-    local_path,
-    open_fs,
-    protocol_of,
-    publish,
-    redact,
-    safe_relative,
-    sha256_file,
-    storage_errors,
-)
+from ..storage import is_local, join, local_path, protocol_of, redact, safe_relative
 from ..storage.listing import list_files
+from ..units import ByteSize
+from . import stac_stage
+from .cog_convert import convert
+from .cog_report import MAX_NAMES, job_result, render, summarize_cogs
 
 Resampling = Literal[RESAMPLING_CHOICES]  # type: ignore[valid-type]
-VERSION = "2"  # bump when outputs of equal inputs and settings change, so stale outputs are not reused
-MAX_NAMES = 10_000  # inputs listed by name in stage values (beyond that, counts only)
 
 
-class Params(StacOptions):  # stac_catalog / pgstac_dsn: catalog the outputs (geoproc.stac)
+class Params(StacOptions, JobParams):  # stac_catalog / pgstac_dsn: catalog the outputs (geoproc.stac)
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     input: str = Field(..., min_length=1, validation_alias=AliasChoices("input", "src"),
@@ -106,13 +77,14 @@ class Params(StacOptions):  # stac_catalog / pgstac_dsn: catalog the outputs (ge
     reproject_resampling: Resampling | None = Field(None, description="override the type's warp resampling")
     jpeg_quality: int = Field(85, ge=1, le=100, description="JPEG quality of the visualization tier")
     suffixes: list[str] = Field([".tif", ".tiff"], max_length=50, description="file name endings to convert")
-    min_size: int = Field(0, ge=0, description="skip files smaller than this (bytes)")
-    max_size: int | None = Field(None, ge=0, description="skip files larger than this (bytes)")
+    min_size: ByteSize = Field(ByteSize(0), ge=0, description="skip files smaller than this (bytes, or '10MB')")
+    max_size: ByteSize | None = Field(None, ge=0, description="skip files larger than this (bytes, or '1GiB')")
     limit: int | None = Field(None, ge=1, le=10_000_000, description="convert at most this many files")
     collection: bool = Field(False, description="check that the files form a homogeneous collection first")
     strict: bool = Field(False, description="64-bit data and nodata inside the data range are errors")
     overwrite: bool = Field(False, description="replace existing outputs that were not written from this input")
-    large_threshold: int = Field(2_000_000_000, ge=1, description="inputs above this size (bytes) route to 'tiled'")
+    large_threshold: ByteSize = Field(ByteSize(2_000_000_000), ge=1,
+                                      description="inputs above this size (bytes, or '2GB') route to 'tiled'")
     gdal_threads: int = Field(2, ge=1, le=64, description="GDAL compression threads per task")
     quicklook: bool = Field(False, description="also write a small PNG picture beside each COG (<name>.png)")
 
@@ -161,7 +133,8 @@ def output_url(p: Params, rel: str, single: bool) -> str:
 
 def plan_list(p: Params, previous: None) -> Iterator[TaskSpec]:
     yield TaskSpec(key="list", params={"input": p.input, "output": p.output, "suffixes": p.suffixes,
-                                       "min_size": p.min_size, "max_size": p.max_size, "limit": p.limit,
+                                       "min_size": int(p.min_size),
+                                       "max_size": None if p.max_size is None else int(p.max_size), "limit": p.limit,
                                        "collection": p.collection, "input_crs": p.input_crs})
 
 
@@ -173,8 +146,6 @@ def list_inputs(params: JSON, ctx: TaskContext) -> JSON:
                                 exclude=exclude)
     collection = None
     if params.get("collection"):
-        from ..raster.collection import check_homogeneity
-
         collection = check_homogeneity([f.to_dict() for f in files], ctx.storage_options, params.get("input_crs"))
     return {"root": redact(params["input"]), "files": [f.to_dict() for f in files], "skipped": skipped,
             "collection": collection}
@@ -215,7 +186,7 @@ def plan_validate(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
             "problem": problem, "input_crs": p.input_crs, "target_crs": p.target_crs, "strict": p.strict,
             "raster_type": p.raster_type, "tier": p.tier, "tier_fallback": p.tier_fallback,
             "overview_resampling": p.overview_resampling, "reproject_resampling": p.reproject_resampling,
-            "large_threshold": p.large_threshold})
+            "large_threshold": int(p.large_threshold)})
 
 
 def _is_file_input(p: Params, f: JSON) -> bool:
@@ -234,20 +205,20 @@ def validate(params: JSON, ctx: TaskContext) -> JSON:
     url = params["input"]
     if params.get("problem"):
         code, _, msg = params["problem"].partition(": ")
-        cls = UnsafePath if code == "UNSAFE_PATH" else OutputExists
+        cls = UnsafePath if code == "UNSAFE_PATH" else OutputCollision
         raise cls(f"{redact(url)}: {msg}", code=code)
     with open_raster(url, ctx.storage_options, size=params.get("size")) as src:
-        report = validate_raster(src, input_crs=params.get("input_crs"), target_crs=params["target_crs"],
-                                 strict=params["strict"], raster_type=params["raster_type"])
-        when = cogmod.source_datetime(src.tags())
-    findings = [Finding(**f) for f in report["findings"]]
+        facts = validate_raster(src, input_crs=params.get("input_crs"), target_crs=params["target_crs"],
+                                strict=params["strict"], raster_type=params["raster_type"])
+        when = source_datetime(src.tags())
+    findings = [Finding(**f) for f in facts["findings"]]
     raise_for(findings, redact(url))
-    choice = resolve_tier(params["tier"], report["count"], report["dtype"], fallback=params["tier_fallback"])
-    ov, rp = resampling_for(report["raster_type"], params.get("overview_resampling"), params.get("reproject_resampling"))
+    choice = resolve_tier(params["tier"], facts["count"], facts["dtype"], fallback=params["tier_fallback"])
+    ov, rp = resampling_for(facts["raster_type"], params.get("overview_resampling"), params.get("reproject_resampling"))
     warnings = [f"{f.code}: {f.message}" for f in findings if f.severity == "warning"]
     if choice.warning:
-        warnings.append(choice.warning)
-    return {**report, "input": redact(url), "output": redact(params["output"]), "rel": params["rel"],
+        warnings.append(str(choice.warning))
+    return {**facts, "input": redact(url), "output": redact(params["output"]), "rel": params["rel"],
             "input_size": params.get("size"), "input_etag": params.get("etag"), "tier": choice.tier,
             "requested_tier": choice.requested, "overview_resampling": ov, "reproject_resampling": rp,
             "route": route(params.get("size"), params), "datetime": when, "warnings": warnings}
@@ -274,191 +245,6 @@ def plan_cog(p: Params, validate_keys: list[str]) -> Iterator[TaskSpec]:
             "gdal_threads": p.gdal_threads, "quicklook": p.quicklook})
 
 
-def provenance(v: JSON, params: JSON) -> str:
-    """``<digest of the input's identity and every setting that shapes the output>:<input digest>``.
-
-    The second part names the input URL alone: an output stamped with it was written from this very
-    input (an older version of it, or other settings), so it may be replaced without ``overwrite``.
-    """
-    digest = ids.sha256_hex(ids.canonical_json({
-        "v": VERSION, "input": v["input"], "size": v.get("input_size"), "etag": v.get("input_etag"),
-        "crs": v["crs"], "target_crs": params["target_crs"], "tier": v["tier"], "type": v["raster_type"],
-        "resampling": [v["overview_resampling"], v["reproject_resampling"]],
-        "jpeg_quality": params["jpeg_quality"] if v["tier"] == "visualization" else None}))[:32]
-    return f"{digest}:{ids.sha256_hex(v['input'])[:16]}"
-
-
-def convert(params: JSON, ctx: TaskContext) -> JSON:
-    """Convert one validated input to a COG: local temp file → checks → publish."""
-    v = ctx.predecessor or {}
-    if "output" not in v:
-        raise InvalidInput(f"{redact(ctx.key)}: no validation result to convert from", code="NO_VALIDATION")
-    url, out, so = ctx.key, v["output"], ctx.storage_options
-    digest = provenance(v, params)
-    with tempfile.TemporaryDirectory(prefix="geoproc-cog-") as tmp:
-        local = os.path.join(tmp, posixpath.basename(out.split("?")[0]) or "out.tif")
-        reused = _reuse(out, digest, params["overwrite"], so, local)
-        taken = v["route"]
-        done: dict[str, Any] = {"band_stats": None}
-        if not reused:
-            profile = creation_profile(v["tier"], v["dtype"], raster_type=v["raster_type"],
-                                       jpeg_quality=params["jpeg_quality"], threads=params["gdal_threads"])
-            config = {"CPL_TMPDIR": tmp, "GDAL_NUM_THREADS": str(params["gdal_threads"])}
-            with open_raster(url, so, size=v.get("input_size")) as src:
-                taken = _route_taken(v, src, params["target_crs"])
-                if taken == "tiled":  # window by window in bounded memory (see geoproc.raster.mosaic.tiled_cog)
-                    opts = cog_options(v["tier"], v["dtype"], raster_type=v["raster_type"],
-                                       threads=params["gdal_threads"], jpeg_quality=params["jpeg_quality"])
-                    with rasterio.Env(CPL_TMPDIR=tmp):
-                        done = tiled_cog(src, local, target_crs=params["target_crs"], options=opts,
-                                         overview_resampling=v["overview_resampling"],
-                                         reproject_resampling=v["reproject_resampling"],
-                                         tags={cogmod.PROVENANCE_TAG: digest,
-                                               "OVERVIEW_RESAMPLING": v["overview_resampling"].upper()})
-                else:
-                    done = cogmod.translate(src, local, profile, crs=parse_crs(v["crs"]),
-                                            crs_given=v["crs_source"] == "input_crs", target_crs=params["target_crs"],
-                                            overview_resampling=v["overview_resampling"],
-                                            reproject_resampling=v["reproject_resampling"], provenance=digest,
-                                            gdal_config=config)
-        facts = (check_cog(local, stats=done["band_stats"]) if taken == "tiled"
-                 else cogmod.describe(local, stats=done["band_stats"]))
-        sha, size = sha256_file(local), os.path.getsize(local)
-        quicklook = None
-        if params.get("quicklook"):  # a small PNG beside the COG, for reports and notebooks
-            png, quicklook = os.path.join(tmp, "quicklook.png"), quicklook_url(out)
-            write_quicklook(local, png, v["raster_type"])
-        if not reused:
-            publish(local, out, so, move=True)
-        if quicklook:
-            publish(png, quicklook, so, move=True)
-    warnings = list(v.get("warnings", [])) + facts.pop("warnings")
-    facts.pop("tags")
-    facts.pop("provenance")
-    return {"input": v["input"], "output": redact(out), "size": size, "sha256": sha, "input_size": v.get("input_size"),
-            **facts, "raster_type": v["raster_type"], "tier": v["tier"], "requested_tier": v["requested_tier"],
-            "datetime": v.get("datetime"), "warnings": warnings,
-            "reprojected": cogmod.needs_warp(parse_crs(v["crs"]), params["target_crs"]),
-            "resampling": {"overview": v["overview_resampling"], "reproject": v["reproject_resampling"]},
-            "source_crs": v["crs"], "source_nodata": v["nodata"], "reused": reused, "route": taken,
-            **({"quicklook": redact(quicklook)} if quicklook else {}),
-            "metrics": {"bytes_read": 0 if reused else v.get("input_size") or 0,
-                        "bytes_written": 0 if reused else size}}
-
-
-def _route_taken(v: JSON, src: Any, target_crs: str) -> str:
-    """The route a conversion really takes: ``tiled`` (from :func:`route`) applies to inputs that are
-    reprojected and carry a nodata value; the others are copied by the single path, whose GDAL copy
-    streams already (no warp) or which adds the mask a warp of a raster without nodata needs."""
-    if v["route"] != "tiled" or v["crs_source"] == "input_crs" or src.nodata is None:
-        return "single"
-    return "tiled" if cogmod.needs_warp(parse_crs(v["crs"]), target_crs) else "single"
-
-
-def quicklook_url(out: str) -> str:
-    """``<output without .tif>.png``: the quicklook's place beside its COG."""
-    base = out.split("?", 1)[0]
-    stem, _ = posixpath.splitext(base)
-    return stem + ".png"
-
-
-def _reuse(out: str, digest: str, overwrite: bool, so: dict, local: str) -> bool:
-    """Whether an existing output can be kept; copies it to ``local`` when it can.
-
-    Raises:
-        OutputExists: the output exists, was not written from this input with these settings, and
-            ``overwrite`` is false.
-    """
-    with storage_errors(out, "check"):
-        fs, path = open_fs(out, so)
-        exists = fs.exists(path)
-    if not exists or overwrite:
-        return False
-    try:
-        with open_raster(out, so) as ds:
-            stamp = cogmod.read_provenance(ds)
-    except InvalidInput:
-        stamp = None
-    if stamp != digest:
-        same_input = stamp is not None and stamp.rsplit(":", 1)[-1] == digest.rsplit(":", 1)[-1]
-        if same_input:
-            return False  # written from this input before it changed (or with other settings): replace
-        raise OutputExists(f"{redact(out)} exists and was not written from this input with these settings.")
-    with storage_errors(out, "read"):
-        fs.get_file(path, local)
-    return True
-
-
-def report(p: Params, results: Iterator[JSON]) -> JSON:
-    """The conversion report: files done, bytes in and out, compression ratio, tiers, warnings."""
-    done = reused = 0
-    b_in = b_out = 0
-    tiers: dict[str, int] = {}
-    warned: list[JSON] = []
-    names: list[str] = []
-    for r in results:
-        done += 1
-        reused += bool(r.get("reused"))
-        b_in += r.get("input_size") or 0
-        b_out += r["size"]
-        tiers[r["tier"]] = tiers.get(r["tier"], 0) + 1
-        if r["warnings"] and len(warned) < 100:
-            warned.append({"input": r["input"], "warnings": r["warnings"]})
-        if len(names) < MAX_NAMES:
-            names.append(r["input"])
-    return {"done": done, "reused": reused, "converted": done - reused, "bytes_in": b_in, "bytes_out": b_out,
-            "compression_ratio": round(b_in / b_out, 3) if b_out else None, "tiers": tiers, "warnings": warned,
-            "inputs": names}
-
-
-def finalize(p: Params, values: list[JSON | None]) -> JSON:
-    listing, validation, cogs = (values + [None, None, None])[:3]
-    listing, validation, cogs = listing or {}, validation or {}, cogs or {}
-    listed = listing.get("inputs") or []
-    valid = set(validation.get("inputs") or [])
-    done = set(cogs.get("inputs") or [])
-    failed = [{"input": i, "stage": "validate"} for i in listed if i not in valid]
-    failed += [{"input": i, "stage": "cog"} for i in listed if i in valid and i not in done]
-    return {
-        "input": redact(p.input), "output": redact(p.output), "tier": p.tier, "target_crs": p.target_crs,
-        "listed": listing.get("listed", 0), "skipped": listing.get("skipped", {}),
-        "done": cogs.get("done", 0), "converted": cogs.get("converted", 0), "reused": cogs.get("reused", 0),
-        "failed": listing.get("listed", 0) - cogs.get("done", 0), "failed_inputs": failed[:1000],
-        "bytes_in": cogs.get("bytes_in", 0), "bytes_out": cogs.get("bytes_out", 0),
-        "compression_ratio": cogs.get("compression_ratio"), "tiers": cogs.get("tiers", {}),
-        "raster_types": validation.get("raster_types", {}), "warnings": cogs.get("warnings", []),
-        "collection": listing.get("collection"),
-        "stac": values[3] if len(values) > 3 else None,
-    }
-
-
-def render(result: JSON) -> Any:
-    """The conversion report as a table, with one row per failed input and its reason."""
-    from rich.table import Table
-
-    from ..report import human_bytes
-
-    t = Table(title=f"COG: {result['input']} → {result['output']} ({result['tier']}, {result['target_crs']})",
-              show_header=False, title_justify="left")
-    t.add_row("files listed / done / failed", f"{result['listed']} / {result['done']} / {result['failed']}")
-    t.add_row("converted / reused", f"{result['converted']} / {result['reused']}")
-    ratio = result.get("compression_ratio")
-    t.add_row("bytes in → out", f"{human_bytes(result['bytes_in'])} → {human_bytes(result['bytes_out'])}"
-              + (f"  (ratio {ratio})" if ratio else ""))
-    t.add_row("raster types", ", ".join(f"{k}: {v}" for k, v in result.get("raster_types", {}).items()) or "-")
-    for w in result.get("warnings", [])[:10]:
-        t.add_row(f"[yellow]warning[/] {w['input']}", "; ".join(w["warnings"]))
-    for f in result.get("failed_tasks", [])[:20]:
-        t.add_row(f"[red]failed[/] {f['stage']} {f['key']}", f"{f['code']}: {f['message']}\n→ {f['remediation']}")
-    stac = result.get("stac") or {}
-    if stac.get("static"):
-        t.add_row("STAC catalog", f"{stac['static'].get('url')} ({stac['static'].get('items')} items)")
-    if stac.get("pgstac"):
-        pg = stac["pgstac"]
-        t.add_row("pgstac", ", ".join(f"{k} {v}" for k, v in pg.items() if isinstance(v, (int, str))))
-    return t
-
-
 Cog = JobType(
     name="cog",
     description="Convert rasters (one file, or every file under a directory/container/prefix) to Cloud-Optimized GeoTIFFs.",
@@ -468,18 +254,18 @@ Cog = JobType(
               retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=5.0),
               description="list the inputs (and check a collection's homogeneity)"),
         Stage("validate", handler="cog.validate", plan=plan_validate, aggregate=summarize_validation,
-              retry=RetryPolicy(attempts=6, base_delay=1.0, max_delay=10.0),
+              retry=STORAGE_RETRY,
               description="validate each input (one task per file)"),
-        Stage("cog", handler="cog.convert", plan=plan_cog, aggregate=report, lineage=True, heavy=True,
-              retry=RetryPolicy(attempts=6, base_delay=1.0, max_delay=10.0),
+        Stage("cog", handler="cog.convert", plan=plan_cog, aggregate=summarize_cogs, lineage=True, heavy=True,
+              retry=STORAGE_RETRY,
               description="write, check and publish each COG"),
-        cogstage.STAGE,
+        stac_stage.STAGE,
     ),
     hash_exclude=frozenset({"gdal_threads"}),
     secret_params=STAC_SECRET_PARAMS,
     failure_policy=PARTIAL_OK,
-    finalize=finalize,
+    finalize=job_result,
     render=render,
 )
 
-HANDLERS = {"cog.list": list_inputs, "cog.validate": validate, "cog.convert": convert, **cogstage.HANDLERS}
+HANDLERS = {"cog.list": list_inputs, "cog.validate": validate, "cog.convert": convert, **stac_stage.HANDLERS}

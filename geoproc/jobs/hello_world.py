@@ -7,15 +7,13 @@ import random
 import time
 from collections.abc import Iterator
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from ..errors import TransientError
-from ..model import JSON, PARTIAL_OK, JobType, RetryPolicy, Stage, TaskContext, TaskSpec
+from ..errors import NO_PREDECESSOR_RESULT, TaskError, TransientError
+from ..model import JSON, PARTIAL_OK, JobParams, JobType, RetryPolicy, Stage, TaskContext, TaskSpec
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Params(JobParams):
     n: int = Field(3, ge=1, le=100_000, description="number of greetings (and replies)")
     message: str = Field("Hello World", min_length=1, max_length=200, description="the greeting text")
     failure_rate: float = Field(
@@ -51,7 +49,7 @@ def reply(params: JSON, ctx: TaskContext) -> JSON:
     """Answer one greeting: lineage hands this task the result of its own predecessor."""
     greeting = (ctx.predecessor or {}).get("greeting")
     if greeting is None:
-        raise RuntimeError(f"reply {params['i']} received no predecessor result")
+        raise TaskError(f"reply {params['i']} received no predecessor result", code=NO_PREDECESSOR_RESULT)
     return {"i": params["i"], "reply": f"Reply to '{greeting}'"}
 
 
@@ -64,7 +62,7 @@ def count(params: Params, results: Iterator[JSON]) -> JSON:
     return {"count": n, "sample": sample}
 
 
-def finalize(params: Params, values: list[JSON | None]) -> JSON:
+def job_result(params: Params, values: list[JSON | None]) -> JSON:
     greetings, replies = values
     return {
         "greetings": (greetings or {}).get("count", 0),
@@ -97,7 +95,7 @@ HelloWorld = JobType(
     ),
     hash_exclude=frozenset({"failure_rate", "delay"}),
     failure_policy=PARTIAL_OK,
-    finalize=finalize,
+    finalize=job_result,
 )
 
 HANDLERS = {"hello_world.greet": greet, "hello_world.reply": reply}

@@ -2,42 +2,56 @@
 
 Both jobs run the same three stages:
 
-1. ``shard``   one task splits the source into prefix shards with delimiter listings;
+1. ``shard``   one task splits the input into prefix shards with delimiter listings;
 2. ``scan``    one task per shard (dynamic fan-out) streams its listing page by page, applies the
                filters, optionally reads raster headers, writes a Parquet part (list_container) and
                returns a partial summary; the stage merges the partial summaries;
 3. ``publish`` one task merges the text parts and writes ``summary.json`` (summarize_container:
                only when ``output`` is given).
 
-A million blobs are a few dozen ledger tasks, and the driver only ever holds summaries.
+A million blobs are a few dozen ledger tasks, and the driver only ever holds summaries. The ``input``
+parameter was once called ``source``; the old name still works, and the result (and ``summary.json``)
+names the listed location ``source``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..inventory import headers as hdr
 from ..inventory import listing
 from ..inventory.filters import BlobFilter, as_utc, normalize_suffix
-from ..inventory.render import render
 from ..inventory.summary import Summary, empty_headers, extension_of, group_of, merge_all
-from ..model import ALL_OR_NOTHING, JSON, JobType, RetryPolicy, Stage, StageOutput, TaskContext, TaskSpec
+from ..model import (
+    ALL_OR_NOTHING,
+    JSON,
+    JobParams,
+    JobType,
+    RetryPolicy,
+    Stage,
+    StageOutput,
+    TaskContext,
+    TaskSpec,
+    only_result,
+)
 from ..storage.faults import storage_errors
+from ..units import ByteSize
+from .inventory_report import render
 
 FILTER_KEYS = ("suffixes", "min_size", "max_size", "modified_after", "modified_before")
 
 
-class InventoryParams(BaseModel):
+class InventoryParams(JobParams):
     """What to list and which blobs to keep."""
 
-    model_config = ConfigDict(extra="forbid")
+    deprecated_aliases = {"source": "input"}
 
-    source: str = Field(..., description="container or directory: az://container/dir, /local/dir, memory://bucket")
-    prefix: str = Field("", description="keep blob names (relative to source) that start with this")
+    input: str = Field(..., description="container or directory: az://container/dir, /local/dir, memory://bucket")
+    prefix: str = Field("", description="keep blob names (relative to input) that start with this")
     suffixes: list[str] = Field(default_factory=list, description="keep names ending with one of these (.tif, _cog.tif)")
     min_size: ByteSize | None = Field(None, description="smallest size kept, inclusive (bytes, or '10MB')")
     max_size: ByteSize | None = Field(None, description="largest size kept, inclusive (bytes, or '1GiB')")
@@ -50,9 +64,9 @@ class InventoryParams(BaseModel):
                         description="most listing tasks (prefix shards); raise it for large clusters")
     header_threads: int = Field(8, ge=1, le=64, description="concurrent header reads per task")
 
-    @field_validator("source")
+    @field_validator("input")
     @classmethod
-    def _source(cls, v: str) -> str:
+    def _input(cls, v: str) -> str:
         return listing.check_source(v.strip())
 
     @field_validator("prefix")
@@ -102,19 +116,19 @@ class SummarizeParams(InventoryParams):
 
 
 def plan_shard(params: InventoryParams, previous: None) -> Iterator[TaskSpec]:
-    """One task that splits the source; fails fast here, on the driver, when the source does not exist."""
-    with storage_errors(params.source, "list"):
-        lister = listing.open_lister(params.source)  # the driver's own credentials
+    """One task that splits the input; fails fast here, on the driver, when the input does not exist."""
+    with storage_errors(params.input, "list"):
+        lister = listing.open_lister(params.input)  # the driver's own credentials
         if not lister.exists():
-            raise listing.source_not_found(params.source)
-    yield TaskSpec(key="plan", params={"source": params.source, "prefix": params.prefix,
+            raise listing.source_not_found(params.input)
+    yield TaskSpec(key="plan", params={"input": params.input, "prefix": params.prefix,
                                        "shards": params.shards, "sequential": params.limit is not None})
 
 
 def plan_scan(params: InventoryParams, previous: StageOutput) -> Iterator[TaskSpec]:
     """One task per shard; each carries its units, the filters and where to write its part."""
     data = params.model_dump(mode="json")
-    common = {k: data[k] for k in (*FILTER_KEYS, "source", "prefix", "limit", "headers", "header_threads")}
+    common = {k: data[k] for k in (*FILTER_KEYS, "input", "prefix", "limit", "headers", "header_threads")}
     common["level_dir"] = listing.dirpart(params.prefix)
     common["output"] = data.get("output") if isinstance(params, ListParams) else None
     common["format"] = data.get("format", "csv")
@@ -122,24 +136,24 @@ def plan_scan(params: InventoryParams, previous: StageOutput) -> Iterator[TaskSp
         yield TaskSpec(key=f"{i:05d}", params={**common, "units": units, "part": f"part-{i:05d}"})
 
 
-def plan_publish(params: InventoryParams, previous: StageOutput) -> Iterator[TaskSpec]:
+def plan_outputs(params: InventoryParams, previous: StageOutput) -> Iterator[TaskSpec]:
     """One task writing the outputs (none for summarize_container without ``output``)."""
     out = getattr(params, "output", None)
     if not out:
         return
     parts = sorted(r["part"] for r in previous.results() if r.get("part"))
-    report = make_report(params, previous.value)
+    document = summary_document(params, previous.value)
     if isinstance(params, ListParams):
         yield TaskSpec(key="publish", params={"output": out, "format": params.format, "headers": params.headers,
-                                              "parts": parts, "report": report})
+                                              "parts": parts, "report": document})
     else:
-        yield TaskSpec(key="publish", params={"output": out, "report": report})
+        yield TaskSpec(key="publish", params={"output": out, "report": document})
 
 
-def make_report(params: InventoryParams, summary: JSON | None) -> JSON:
+def summary_document(params: InventoryParams, summary: JSON | None) -> JSON:
     """What the job returns and ``summary.json`` holds: the request and the merged summary."""
     data = params.model_dump(mode="json")
-    return {"source": params.source, "prefix": params.prefix,
+    return {"source": params.input, "prefix": params.prefix,
             "filters": {k: data[k] for k in (*FILTER_KEYS, "limit") if data[k] not in (None, [])},
             "headers": params.headers, "summary": summary}
 
@@ -148,11 +162,11 @@ def make_report(params: InventoryParams, summary: JSON | None) -> JSON:
 
 
 def shard(params: JSON, ctx: TaskContext) -> JSON:
-    """Split the source into at most ``shards`` groups of listing units."""
-    with storage_errors(params["source"], "list"):
-        lister = listing.open_lister(params["source"], ctx.storage_options)
+    """Split the input into at most ``shards`` groups of listing units."""
+    with storage_errors(params["input"], "list"):
+        lister = listing.open_lister(params["input"], ctx.storage_options)
         if not lister.exists():
-            raise listing.source_not_found(params["source"])
+            raise listing.source_not_found(params["input"])
         if params.get("sequential"):  # a limit means "the first N in name order": one ordered listing
             units: list[listing.Unit] = [("tree", params["prefix"])]
         else:
@@ -163,9 +177,9 @@ def shard(params: JSON, ctx: TaskContext) -> JSON:
 
 def scan(params: JSON, ctx: TaskContext) -> JSON:
     """List one shard, filter, (read headers,) write its part and return its partial summary."""
-    from ..inventory import output
+    from ..inventory import output  # pyarrow: loaded by the tasks that write only
 
-    lister = listing.open_lister(params["source"], ctx.storage_options)
+    lister = listing.open_lister(params["input"], ctx.storage_options)
     keep = BlobFilter.from_params(params)
     with_headers = bool(params.get("headers"))
     summary = Summary(headers=empty_headers() if with_headers else None)
@@ -185,7 +199,7 @@ def scan(params: JSON, ctx: TaskContext) -> JSON:
 
     kept = 0
     try:
-        with storage_errors(params["source"], "list"):
+        with storage_errors(params["input"], "list"):
             for unit in params["units"]:
                 for blob in lister.iter_unit((unit[0], unit[1])):
                     summary.scanned += 1
@@ -220,22 +234,21 @@ def _record(lister: listing.Lister, b: listing.Blob, header: JSON | None) -> JSO
     return rec
 
 
-def publish(params: JSON, ctx: TaskContext) -> JSON:
+def write_outputs(params: JSON, ctx: TaskContext) -> JSON:
     """Write the merged outputs (list_container) or just ``summary.json`` (summarize_container)."""
-    from ..inventory import output
+    from ..inventory.output import (
+        merge_parts,  # pyarrow: loaded by the tasks that write only
+        write_summary,
+    )
 
     with storage_errors(params["output"], "write"):
         if "parts" in params:
-            return output.publish(params["output"], params["format"], params["parts"], params["headers"],
-                                  params["report"], ctx.storage_options)
-        return {"summary": output.write_summary(params["output"], params["report"], ctx.storage_options)}
+            return merge_parts(params["output"], params["format"], params["parts"], params["headers"],
+                               params["report"], ctx.storage_options)
+        return {"summary": write_summary(params["output"], params["report"], ctx.storage_options)}
 
 
 # --- aggregation and result ------------------------------------------------------------------------------
-
-
-def only_result(params: Any, results: Iterator[JSON]) -> JSON | None:
-    return next(iter(results), None)
 
 
 def merge_summaries(params: InventoryParams, results: Iterator[JSON]) -> JSON:
@@ -243,21 +256,21 @@ def merge_summaries(params: InventoryParams, results: Iterator[JSON]) -> JSON:
     return merge_all((r["summary"] for r in results), headers=params.headers).to_json()
 
 
-def finalize(params: InventoryParams, values: list[JSON | None]) -> JSON:
+def job_result(params: InventoryParams, values: list[JSON | None]) -> JSON:
     shards, summary, outputs = values
-    report = make_report(params, summary)
-    report["shards"] = len((shards or {}).get("shards", []))
-    report["outputs"] = outputs or {}
-    return report
+    result = summary_document(params, summary)
+    result["shards"] = len((shards or {}).get("shards", []))
+    result["outputs"] = outputs or {}
+    return result
 
 
 def _stages(publish_description: str) -> tuple[Stage, ...]:
     return (
         Stage("shard", handler="inventory.shard", plan=plan_shard, aggregate=only_result,
-              retry=RetryPolicy(attempts=4), description="split the source into prefix shards"),
+              retry=RetryPolicy(attempts=4), description="split the input into prefix shards"),
         Stage("scan", handler="inventory.scan", plan=plan_scan, aggregate=merge_summaries, heavy=True,
               retry=RetryPolicy(attempts=4), description="list each shard, filter, summarize (and write parts)"),
-        Stage("publish", handler="inventory.publish", plan=plan_publish, aggregate=only_result,
+        Stage("publish", handler="inventory.publish", plan=plan_outputs, aggregate=only_result,
               description=publish_description),
     )
 
@@ -270,7 +283,7 @@ ListContainer = JobType(
     stages=_stages("merge the parts into inventory.csv|jsonl and write summary.json"),
     hash_exclude=frozenset({"shards", "header_threads"}),
     failure_policy=ALL_OR_NOTHING,
-    finalize=finalize,
+    finalize=job_result,
     render=render,
 )
 
@@ -282,9 +295,8 @@ SummarizeContainer = JobType(
     stages=_stages("write summary.json (when output is given)"),
     hash_exclude=frozenset({"shards", "header_threads"}),
     failure_policy=ALL_OR_NOTHING,
-    finalize=finalize,
+    finalize=job_result,
     render=render,
 )
 
-JOBS = {ListContainer.name: ListContainer, SummarizeContainer.name: SummarizeContainer}
-HANDLERS = {"inventory.shard": shard, "inventory.scan": scan, "inventory.publish": publish}
+HANDLERS = {"inventory.shard": shard, "inventory.scan": scan, "inventory.publish": write_outputs}

@@ -8,13 +8,16 @@ cannot be read is reported as unreadable and left to fail its own validation tas
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import GeoprocError, InvalidInput
+from ..errors import CollectionNotHomogeneous, GeoprocError, InvalidInput
 from ..storage import redact
-from .io import open_raster
-from .validate import crs_string, parse_crs
+from .crs import crs_string, parse_crs
+from .header import read_header
+
+log = logging.getLogger(__name__)
 
 RESOLUTION_TOLERANCE = 0.20
 
@@ -22,10 +25,9 @@ RESOLUTION_TOLERANCE = 0.20
 def header(url: str, storage_options: Mapping[str, Any] | None, size: int | None,
            input_crs: str | None) -> dict[str, Any]:
     """Band count, data type, CRS and resolution of one file (``input_crs`` fills a missing CRS)."""
-    with open_raster(url, storage_options, size=size) as src:
-        crs = src.crs or (parse_crs(input_crs) if input_crs else None)
-        return {"count": src.count, "dtype": src.dtypes[0], "crs": crs_string(crs),
-                "resolution": [abs(src.transform.a), abs(src.transform.e)]}
+    h = read_header(url, storage_options, size=size)
+    crs = h.crs or (crs_string(parse_crs(input_crs)) if input_crs else None)
+    return {"count": h.count, "dtype": h.dtype, "crs": crs, "resolution": list(h.resolution)}
 
 
 def check_homogeneity(files: list[dict[str, Any]], storage_options: Mapping[str, Any] | None,
@@ -33,7 +35,7 @@ def check_homogeneity(files: list[dict[str, Any]], storage_options: Mapping[str,
     """The collection's common properties; raises when the files differ.
 
     Raises:
-        InvalidInput: code ``COLLECTION_NOT_HOMOGENEOUS``, naming each differing file and property.
+        CollectionNotHomogeneous: naming each differing file and property.
     """
     ref: dict[str, Any] | None = None
     ref_url = ""
@@ -59,9 +61,7 @@ def check_homogeneity(files: list[dict[str, Any]], storage_options: Mapping[str,
             problems.append(f"{name}: resolution {x:g} is more than 20 % off {rx:g}")
     if problems:
         shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
-        raise InvalidInput(f"The files do not form one collection (reference: {ref_url}): {shown}",
-                           code="COLLECTION_NOT_HOMOGENEOUS",
-                           remediation="Convert the files as separate jobs, or set collection=false.")
+        raise CollectionNotHomogeneous(f"The files do not form one collection (reference: {ref_url}): {shown}")
     out = dict(ref or {})
     out.update(homogeneous=True, files=len(files) - len(unreadable), unreadable=unreadable[:100],
                reference=ref_url or None)

@@ -1,5 +1,8 @@
 """COG output tiers and type-aware resampling: which creation options and which kernels.
 
+The same tier gives rio-cogeo's GTiff profile (:func:`creation_profile`) and the options of GDAL's COG
+driver (:func:`cog_options`, for the assembled outputs), with the same codec, level and predictor.
+
 =============  ==================================  =========================================  ===========
 tier           compression                         predictor                                  fits
 =============  ==================================  =========================================  ===========
@@ -21,9 +24,12 @@ cubic kernels. Every output uses 512 x 512 blocks.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from ..errors import TierMismatch
+from ..errors import TIER_FALLBACK, TaskWarning, TierMismatch
+
+log = logging.getLogger(__name__)
 
 BLOCKSIZE = 512
 TIERS = ("visualization", "analysis", "archive")
@@ -49,7 +55,7 @@ class TierChoice:
 
     requested: str
     tier: str
-    warning: str | None = None
+    warning: TaskWarning | None = None
 
 
 def tier_fits(tier: str, count: int, dtype: str) -> str | None:
@@ -72,7 +78,8 @@ def resolve_tier(requested: str, count: int, dtype: str, *, fallback: bool) -> T
         return TierChoice(requested, requested)
     if not fallback:
         raise TierMismatch(f"Tier {requested!r} does not fit: {reason}.")
-    return TierChoice(requested, "analysis", f"TIER_FALLBACK: {reason}; used the analysis tier (lossless DEFLATE)")
+    return TierChoice(requested, "analysis",
+                      TaskWarning(TIER_FALLBACK, f"{reason}; used the analysis tier (lossless DEFLATE)"))
 
 
 def predictor_for(dtype: str) -> int:
@@ -100,6 +107,23 @@ def creation_profile(tier: str, dtype: str, *, raster_type: str = "unknown", jpe
     if tier != "visualization" and raster_type == "rgb" and dtype == "uint8":
         prof["photometric"] = "RGB"
     return prof
+
+
+def cog_options(tier: str, dtype: str, *, overview_resampling: str = "nearest", raster_type: str = "unknown",
+                threads: int | str = 1, jpeg_quality: int = 85) -> dict[str, str]:
+    """Creation options for GDAL's COG driver, from the tier's profile (same codec, level, predictor)."""
+    prof = creation_profile(tier, dtype, raster_type=raster_type, jpeg_quality=jpeg_quality)
+    opts = {"BLOCKSIZE": str(BLOCKSIZE), "COMPRESS": str(prof.get("compress", "NONE")).upper(),
+            "OVERVIEW_RESAMPLING": overview_resampling.upper(), "NUM_THREADS": str(threads),
+            "BIGTIFF": "IF_SAFER"}
+    if "predictor" in prof:
+        opts["PREDICTOR"] = str(prof["predictor"])
+    for key in ("zlevel", "zstd_level"):
+        if key in prof:
+            opts["LEVEL"] = str(prof[key])
+    if "quality" in prof:
+        opts["QUALITY"] = str(prof["quality"])
+    return opts
 
 
 def compression_of(profile: dict) -> str:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import base64
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.enums import MaskFlags
+from rasterio.windows import Window
 
 READ_PIXELS = 8_000_000  # pixels per band in one windowed read of :func:`band_stats`
 CHUNK = 1 << 22  # values counted at once by :meth:`BandStats.add` (a 32 MiB int64 temporary)
@@ -186,6 +187,18 @@ def band_stats(ds: rasterio.DatasetReader, windows: Iterable[Any] | None = None)
     for window in windows:
         acc.add(ds.read(window=window, masked=masked))
     return acc.result(ds.width * ds.height)
+
+
+def block_windows(ds: rasterio.DatasetReader, max_bytes: int, block: int = 512) -> Iterator[Window]:
+    """Windows of whole ``block`` x ``block`` blocks of all bands holding about ``max_bytes`` (at least
+    one block), covering the raster once, for :func:`band_stats` in bounded memory: memory does not
+    grow with the raster and every compressed block is decoded once."""
+    n, itemsize = ds.count, np.dtype(ds.dtypes[0]).itemsize
+    rows = block
+    cols = max(block, max_bytes // (rows * n * itemsize) // block * block)
+    for r0 in range(0, ds.height, rows):
+        for c0 in range(0, ds.width, cols):
+            yield Window(c0, r0, min(cols, ds.width - c0), min(rows, ds.height - r0))
 
 
 def raw_band_stats(ds: rasterio.DatasetReader) -> list[dict[str, Any]]:

@@ -3,9 +3,9 @@
 A :class:`TilingPlan` is computed from the source header alone (no pixel is read) and answers, with
 plain numbers, the questions the job needs (like odc-geo's ``GeoboxTiles``):
 
-* the output grid in the target CRS: GDAL's suggested warp output (``gdalwarp`` without ``-tr``), or
-  a given resolution; a source that crosses the antimeridian gets a grid that continues past 180°
-  instead of GDAL's whole-world strip;
+* the output grid in the target CRS (:func:`geoproc.raster.grid.output_grid`): GDAL's suggested warp
+  output (``gdalwarp`` without ``-tr``), or a given resolution; a source that crosses the antimeridian
+  gets a grid that continues past 180° instead of GDAL's whole-world strip;
 * the tile size, a multiple of the 512-pixel COG block, chosen so that one task fits the memory budget;
 * for tile (row, col): its window in the output grid (plus an optional halo), its transform and bounds,
   and the source window it reads (padded by the resampling kernel), or ``None`` when it sees no source;
@@ -17,6 +17,7 @@ mosaic of the tiles has no gap and no duplicated row.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -24,48 +25,22 @@ from typing import Any
 
 import numpy as np
 from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import transform as warp_points
 
-BLOCK = 512
+from .footprint import polygon_wgs84
+from .grid import SourceInfo, Window, output_grid, pixel_scale, round_up, window_bounds
+from .profiles import BLOCKSIZE
+
+log = logging.getLogger(__name__)
+
+BLOCK = BLOCKSIZE  # tiles are made of whole COG blocks
 MIN_TILE, MAX_TILE = BLOCK, 16 * BLOCK
 SAMPLES_PER_SIDE = 17  # points per tile edge when mapping a tile into the source (curved edges)
 WARP_MEM = 16 * 2**20  # GDAL warp working memory per task (``warp_mem_limit``)
 GDAL_CACHE = 16 * 2**20  # GDAL block cache per task (``GDAL_CACHEMAX``)
 TASK_OVERHEAD = 8 * 2**20  # Python objects, encoder buffers
 KERNEL_RADIUS = {"nearest": 1, "bilinear": 1, "cubic": 2, "cubic_spline": 2, "lanczos": 3}
-
-Window = tuple[int, int, int, int]  # col_off, row_off, width, height
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """What the plan needs to know about the source: its header, nothing else."""
-
-    url: str
-    crs: str  # WKT
-    transform: tuple[float, ...]  # affine a, b, c, d, e, f
-    width: int
-    height: int
-    count: int
-    dtype: str
-    nodata: float | None = None
-    colorinterp: tuple[str, ...] | None = None  # GDAL colour interpretation of each band (``Red``, ``Gray``)
-
-    @classmethod
-    def from_dataset(cls, src: Any, url: str) -> SourceInfo:
-        """Read the header of an open rasterio dataset."""
-        nodata = src.nodata
-        return cls(url=url, crs=src.crs.to_wkt(), transform=tuple(src.transform)[:6], width=src.width,
-                   height=src.height, count=src.count, dtype=str(src.dtypes[0]),
-                   nodata=None if nodata is None else float(nodata),
-                   colorinterp=tuple(c.name.capitalize() for c in src.colorinterp))
-
-    @property
-    def affine(self) -> Affine:
-        return Affine(*self.transform)
-
-    @property
-    def itemsize(self) -> int:
-        return np.dtype(self.dtype).itemsize
 
 
 @dataclass(frozen=True)
@@ -147,7 +122,7 @@ class TilingPlan:
                    tile_size=tile_size or MAX_TILE, bands=bands, resampling=resampling, halo=halo,
                    nodata=source.nodata if nodata is None else nodata, memory_budget=memory_budget)
         if tile_size is None:
-            size = min(MAX_TILE, _round_up(max(width, height), BLOCK))
+            size = min(MAX_TILE, round_up(max(width, height), BLOCK))
             while True:
                 plan = replace(plan, tile_size=size, src_windows=())
                 plan = replace(plan, src_windows=tuple(plan._compute_src_windows()))
@@ -169,7 +144,7 @@ class TilingPlan:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        return _window_bounds(self.affine, (0, 0, self.width, self.height))
+        return window_bounds(self.affine, (0, 0, self.width, self.height))
 
     @property
     def dtype(self) -> str:
@@ -203,7 +178,7 @@ class TilingPlan:
         tr = self.affine @ Affine.translation(outer[0], outer[1])
         src_window = self.src_windows[row * self.shape[1] + col] if self.src_windows else None
         return Tile(row=row, col=col, window=self.window(row, col), outer=outer, transform=tuple(tr)[:6],
-                    bounds=_window_bounds(self.affine, outer), src_window=src_window)
+                    bounds=window_bounds(self.affine, outer), src_window=src_window)
 
     def __iter__(self) -> Iterator[Tile]:
         rows, cols = self.shape
@@ -280,8 +255,6 @@ class TilingPlan:
 
     def footprints(self, *, skip_empty: bool = True) -> dict[str, Any]:
         """The planned tile footprints as a GeoJSON FeatureCollection in EPSG:4326."""
-        from .footprint import polygon_wgs84
-
         feats = []
         for t in self.tiles(skip_empty=skip_empty):
             feats.append({"type": "Feature", "id": t.key,
@@ -299,17 +272,16 @@ class TilingPlan:
         dst_res = math.hypot(self.affine.a, self.affine.b)
         scale = 1.0
         try:  # compare pixel sizes in metres when the CRSs differ in units (degrees vs metres)
-            scale = _pixel_scale(self.source, self.crs, self.affine, self.width, self.height)
-        except Exception:  # noqa: BLE001 - fall back to the raw ratio
+            scale = pixel_scale(self.source, self.crs, self.affine, self.width, self.height)
+        except Exception:  # noqa: BLE001 - any failure of the point transform: the raw ratio still bounds the kernel
+            log.warning("pixel scale of %s -> %s not measurable; padding source windows by the raw resolution "
+                        "ratio", self.source.url, self.crs, exc_info=True)
             scale = dst_res / src_res if src_res else 1.0
         radius = KERNEL_RADIUS.get(self.resampling, 1)
         return int(math.ceil(radius * max(1.0, scale))) + 2
 
     def _compute_src_windows(self) -> list[Window | None]:
         """Map every tile's outline and interior samples into source pixels, in one transform call."""
-        from rasterio.crs import CRS
-        from rasterio.warp import transform as warp_points
-
         tiles = [(r, c, self.outer(r, c)) for r in range(self.shape[0]) for c in range(self.shape[1])]
         n = SAMPLES_PER_SIDE
         u = np.linspace(0.0, 1.0, n)
@@ -342,101 +314,3 @@ class TilingPlan:
             r1 = min(H, int(math.ceil(row[k][ok].max())) + pad)
             out.append((c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None)
         return out
-
-
-# --- the output grid ------------------------------------------------------------------------------
-
-
-def output_grid(source: SourceInfo, crs: str, resolution: float | None = None) -> tuple[Affine, int, int]:
-    """The output grid (transform, width, height) of ``source`` reprojected to ``crs``.
-
-    Uses GDAL's suggested warp output (what ``gdalwarp -t_srs`` picks) unless the source crosses the
-    antimeridian of a target with a longitude wrap; then the extent is computed from densely sampled
-    source points with longitudes unwrapped past 180°, and the resolution follows GDAL's rule (the same
-    number of pixels along the diagonal).
-    """
-    from rasterio.warp import calculate_default_transform
-
-    crossing = _antimeridian_extent(source, crs)
-    if crossing is None:
-        kw: dict[str, Any] = {"resolution": resolution} if resolution else {}
-        left, bottom, right, top = _window_bounds(source.affine, (0, 0, source.width, source.height))
-        tr, w, h = calculate_default_transform(source.crs, crs, source.width, source.height, left, bottom, right, top,
-                                               **kw)
-        return tr, int(w), int(h)
-    left, bottom, right, top = crossing
-    if resolution is None:
-        resolution = math.hypot(right - left, top - bottom) / math.hypot(source.width, source.height)
-    w = max(1, int(math.ceil((right - left) / resolution - 1e-9)))
-    h = max(1, int(math.ceil((top - bottom) / resolution - 1e-9)))
-    return Affine(resolution, 0.0, left, 0.0, -resolution, top), w, h
-
-
-def _antimeridian_extent(source: SourceInfo, crs: str) -> tuple[float, float, float, float] | None:
-    """The unwrapped extent in ``crs`` when the source straddles its antimeridian, else None."""
-    from rasterio.crs import CRS
-    from rasterio.warp import transform as warp_points
-
-    dst = CRS.from_user_input(crs)
-    if not (dst.is_geographic or _is_global_cylindrical(dst)):
-        return None
-    n = 41
-    u = np.linspace(0.0, 1.0, n)
-    gx, gy = np.meshgrid(u * source.width, u * source.height)
-    X, Y = source.affine @ (gx.ravel(), gy.ravel())
-    lon, lat = warp_points(source.crs, "EPSG:4326", X.tolist(), Y.tolist())
-    lon, lat = np.asarray(lon), np.asarray(lat)
-    ok = np.isfinite(lon) & np.isfinite(lat)
-    lon, lat = (lon[ok] + 180.0) % 360.0 - 180.0, lat[ok]
-    if lon.size == 0 or lon.max() - lon.min() <= 180.0:
-        return None
-    unwrapped = np.where(lon < 0, lon + 360.0, lon)
-    if unwrapped.max() - unwrapped.min() >= 180.0:
-        return None  # truly wide (a polar cap or a global raster): GDAL's answer stands
-    if dst.is_geographic:
-        xs, ys = unwrapped, lat
-    else:
-        xs, ys = warp_points("EPSG:4326", dst, lon.tolist(), lat.tolist())
-        xs, ys = np.asarray(xs), np.asarray(ys)
-        world = 2 * _half_world(dst)
-        xs = np.where(lon < 0, xs + world, xs)
-    return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
-
-
-def _is_global_cylindrical(crs: Any) -> bool:
-    try:
-        return crs.to_epsg() in (3857, 3395, 900913, 54004, 32662, 4087)
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def _half_world(crs: Any) -> float:
-    from rasterio.warp import transform as warp_points
-
-    xs, _ = warp_points("EPSG:4326", crs, [180.0], [0.0])
-    return abs(float(xs[0]))
-
-
-def _pixel_scale(source: SourceInfo, crs: str, affine: Affine, width: int, height: int) -> float:
-    """Output pixel size over source pixel size at the middle of the output grid (>1: shrinking)."""
-    from rasterio.warp import transform as warp_points
-
-    cx, cy = width / 2, height / 2
-    X, Y = affine @ (np.array([cx, cx + 1, cx]), np.array([cy, cy, cy + 1]))
-    sx, sy = warp_points(crs, source.crs, X.tolist(), Y.tolist())
-    col, row = ~source.affine @ (np.asarray(sx), np.asarray(sy))
-    d = max(math.hypot(col[1] - col[0], row[1] - row[0]), math.hypot(col[2] - col[0], row[2] - row[0]))
-    if not math.isfinite(d) or d <= 0:
-        raise ValueError("degenerate pixel scale")
-    return d
-
-
-def _window_bounds(affine: Affine, window: Window) -> tuple[float, float, float, float]:
-    x0, y0, w, h = window
-    xa, ya = affine @ (x0, y0)
-    xb, yb = affine @ (x0 + w, y0 + h)
-    return min(xa, xb), min(ya, yb), max(xa, xb), max(ya, yb)
-
-
-def _round_up(n: int, k: int) -> int:
-    return max(k, int(math.ceil(n / k)) * k)

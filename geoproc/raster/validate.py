@@ -24,7 +24,11 @@ RASTER_NODATA_CONFLICT      warning   the nodata value lies inside the range of 
                                       ``strict``)
 RASTER_EXTREME_VALUES       warning   valid values with magnitude >= 1e30: likely an undeclared nodata value
 NAN_WITHOUT_NODATA          warning   NaN values in a float raster that declares no nodata
+RASTER_TYPE_OVERRIDDEN      info      the ``raster_type`` parameter overrides the detected type
 ==========================  ========  =========================================================================
+
+The codes are the constants of :mod:`geoproc.errors` (listed in :data:`FINDING_CODES`), whose code
+catalogue gives each its meaning and remedy.
 
 Pixel rules look at a sample (at most 1024 pixels on the long side, read with range requests: decimated
 through overviews, or a grid of small windows when a large file has none), so validating a 20 GB file
@@ -34,6 +38,7 @@ before the file is failed, since a sample can miss a small valid area.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -43,11 +48,37 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import CRSError
 from rasterio.windows import Window
 
-from ..errors import CrsMismatch, CrsMissing, EmptyRaster, InvalidInput, UnsupportedRaster
+from ..errors import (
+    BOUNDS_INVALID,
+    BOUNDS_SUSPICIOUS,
+    CRS_MISMATCH,
+    CRS_MISSING,
+    CRS_NOT_GEOREFERENCED,
+    DTYPE_64BIT,
+    DTYPE_UNSUPPORTED,
+    GEOTRANSFORM_MISSING,
+    MIXED_DTYPES,
+    NAN_WITHOUT_NODATA,
+    NODATA_OUT_OF_RANGE,
+    RASTER_EMPTY,
+    RASTER_EXTREME_VALUES,
+    RASTER_MOSTLY_EMPTY,
+    RASTER_NODATA_CONFLICT,
+    RASTER_TOO_LARGE,
+    RASTER_TYPE_OVERRIDDEN,
+    TRANSFORM_ROTATED,
+    CrsMismatch,
+    CrsMissing,
+    EmptyRaster,
+    InvalidInput,
+    UnsupportedRaster,
+)
+from .crs import crs_string, is_georeferenced, parse_crs
 from .detect import detect_type, nodata_json
+
+log = logging.getLogger(__name__)
 
 SAMPLE_SIDE = 1024
 GRID_SAMPLE_ABOVE = 64 * 2**20  # pixels: larger rasters without overviews are sampled by windows
@@ -57,11 +88,20 @@ MAX_PIXELS = 2**33  # about 92,000 x 92,000: beyond this a header is refused as 
 EXTREME = 1e30
 
 
+# Every code a finding can carry, in the order the rules are checked (their meanings and remedies are
+# in geoproc's code catalogue, :func:`geoproc.errors.catalogue`).
+FINDING_CODES = (CRS_MISMATCH, CRS_MISSING, CRS_NOT_GEOREFERENCED, GEOTRANSFORM_MISSING,
+                 TRANSFORM_ROTATED, BOUNDS_INVALID, BOUNDS_SUSPICIOUS, MIXED_DTYPES,
+                 DTYPE_UNSUPPORTED, DTYPE_64BIT, NODATA_OUT_OF_RANGE, RASTER_EMPTY,
+                 RASTER_TOO_LARGE, RASTER_MOSTLY_EMPTY, RASTER_NODATA_CONFLICT, RASTER_EXTREME_VALUES,
+                 NAN_WITHOUT_NODATA, RASTER_TYPE_OVERRIDDEN)
+
+
 @dataclass(frozen=True)
 class Finding:
     """One validation result: a stable code, a severity (info, warning, error), what and what to do."""
 
-    code: str
+    code: str  # one of :data:`FINDING_CODES`
     severity: str
     message: str
     remediation: str = ""
@@ -71,9 +111,9 @@ class Finding:
 
 
 _ERRORS: dict[str, type[InvalidInput]] = {
-    "CRS_MISSING": CrsMissing,
-    "CRS_MISMATCH": CrsMismatch,
-    "RASTER_EMPTY": EmptyRaster,
+    CRS_MISSING: CrsMissing,
+    CRS_MISMATCH: CrsMismatch,
+    RASTER_EMPTY: EmptyRaster,
 }
 
 
@@ -88,43 +128,22 @@ def raise_for(findings: Iterable[Finding], url: str) -> None:
     raise cls(f"{url}: {text}", code=first.code, remediation=first.remediation or None)
 
 
-def crs_string(crs: CRS | None) -> str | None:
-    """``EPSG:XXXX`` when the CRS has an EPSG code, else its WKT2 (what STAC's ``proj`` wants)."""
-    if crs is None:
-        return None
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.to_wkt(version="WKT2_2019")
-
-
-def parse_crs(text: str) -> CRS:
-    """A CRS from user input (``EPSG:4326``, WKT, PROJ string), with a clear error."""
-    try:
-        return CRS.from_user_input(text)
-    except CRSError as exc:
-        raise ValueError(f"{text!r} is not a CRS rasterio understands ({exc})") from None
-
-
-def is_georeferenced(crs: CRS) -> bool:
-    """Whether ``crs`` ties coordinates to the Earth (not a LOCAL_CS / engineering CRS)."""
-    return bool(crs.is_geographic or crs.is_projected)
-
-
 def check_crs(src_crs: CRS | None, input_crs: str | None, target_crs: str) -> tuple[CRS | None, str, list[Finding]]:
     """(effective source CRS, where it came from, findings) by the seed's rules."""
     out: list[Finding] = []
     given = parse_crs(input_crs) if input_crs else None
     crs, source = src_crs, "file"
     if src_crs is not None and given is not None and src_crs != given:
-        out.append(Finding("CRS_MISMATCH", "error",
+        out.append(Finding(CRS_MISMATCH, "error",
                            f"the file's CRS is {crs_string(src_crs)} but input_crs={input_crs!r}",
                            "input_crs only applies to files without a CRS; drop it or fix the file."))
     elif src_crs is None and given is None:
-        out.append(Finding("CRS_MISSING", "error", "the raster has no CRS and no input_crs was given",
+        out.append(Finding(CRS_MISSING, "error", "the raster has no CRS and no input_crs was given",
                            CrsMissing.remediation))
     elif src_crs is None:
         crs, source = given, "input_crs"
     if crs is not None and target_crs != "keep" and not is_georeferenced(crs):
-        out.append(Finding("CRS_NOT_GEOREFERENCED", "error",
+        out.append(Finding(CRS_NOT_GEOREFERENCED, "error",
                            f"the CRS is a local (engineering) one and cannot be reprojected to {target_crs}",
                            "Use target_crs=keep for this file, or georeference it first."))
     return crs, source, out
@@ -135,27 +154,27 @@ def check_geometry(src: rasterio.DatasetReader, crs: CRS | None, target_crs: str
     out: list[Finding] = []
     t = src.transform
     if src.gcps[0] and t.is_identity:
-        return [Finding("GEOTRANSFORM_MISSING", "error", "the raster is georeferenced by ground control points only",
+        return [Finding(GEOTRANSFORM_MISSING, "error", "the raster is georeferenced by ground control points only",
                         "Warp it to a regular grid first (gdalwarp -t_srs ...), then convert it.")]
     if t.is_identity and crs is not None and src.crs is None:
-        return [Finding("GEOTRANSFORM_MISSING", "error", "the raster has no geotransform",
+        return [Finding(GEOTRANSFORM_MISSING, "error", "the raster has no geotransform",
                         "Add a geotransform (e.g. gdal_translate -a_ullr), then convert it.")]
     if t.b != 0 or t.d != 0 or t.e > 0:
         what = "rotated" if (t.b or t.d) else "south-up"
         if target_crs == "keep":
-            out.append(Finding("TRANSFORM_ROTATED", "error", f"the geotransform is {what}; COGs need north-up grids",
+            out.append(Finding(TRANSFORM_ROTATED, "error", f"the geotransform is {what}; COGs need north-up grids",
                                "Set a target_crs so the raster is warped to a north-up grid, or warp it first."))
         else:
-            out.append(Finding("TRANSFORM_ROTATED", "warning", f"the geotransform is {what}; the warp makes it north-up"))
+            out.append(Finding(TRANSFORM_ROTATED, "warning", f"the geotransform is {what}; the warp makes it north-up"))
     if crs is not None and crs.is_geographic:
         left, bottom, right, top = src.bounds
         slack = abs(t.e)
         if min(bottom, top) < -90 - slack or max(bottom, top) > 90 + slack:
-            out.append(Finding("BOUNDS_INVALID", "error",
+            out.append(Finding(BOUNDS_INVALID, "error",
                                f"latitudes {bottom:.4f}..{top:.4f} lie beyond +-90 degrees",
                                "The CRS is probably wrong (a projected raster labelled as geographic); fix it."))
         elif min(left, right) < -360 or max(left, right) > 360:
-            out.append(Finding("BOUNDS_SUSPICIOUS", "warning", f"longitudes {left:.4f}..{right:.4f} exceed +-360"))
+            out.append(Finding(BOUNDS_SUSPICIOUS, "warning", f"longitudes {left:.4f}..{right:.4f} exceed +-360"))
     return out
 
 
@@ -163,14 +182,14 @@ def check_dtypes(src: rasterio.DatasetReader, strict: bool) -> list[Finding]:
     """Data type rules (the seed's 64-bit policy)."""
     dtypes = set(src.dtypes)
     if len(dtypes) > 1:
-        return [Finding("MIXED_DTYPES", "error", f"bands have different data types: {sorted(dtypes)}",
+        return [Finding(MIXED_DTYPES, "error", f"bands have different data types: {sorted(dtypes)}",
                         "Split the bands or cast them to one type first.")]
     dtype = src.dtypes[0]
     if dtype.startswith("complex"):
-        return [Finding("DTYPE_UNSUPPORTED", "error", f"complex data ({dtype}) is not supported",
+        return [Finding(DTYPE_UNSUPPORTED, "error", f"complex data ({dtype}) is not supported",
                         "Convert to amplitude/phase or real/imaginary bands first.")]
     if dtype in ("float64", "int64", "uint64"):
-        return [Finding("DTYPE_64BIT", "error" if strict else "warning",
+        return [Finding(DTYPE_64BIT, "error" if strict else "warning",
                         f"{dtype} data is rarely needed and doubles the size",
                         "Cast to a 32-bit type (gdal_translate -ot Float32) unless the precision is needed.")]
     return []
@@ -181,7 +200,7 @@ def check_nodata_range(nodata: float | None, dtype: str) -> list[Finding]:
         return []
     info = np.iinfo(dtype)
     if not (info.min <= nodata <= info.max) or nodata != int(nodata):
-        return [Finding("NODATA_OUT_OF_RANGE", "warning", f"nodata {nodata} cannot be stored as {dtype}",
+        return [Finding(NODATA_OUT_OF_RANGE, "warning", f"nodata {nodata} cannot be stored as {dtype}",
                         "Set a nodata value the data type can hold.")]
     return []
 
@@ -224,7 +243,7 @@ def check_pixels(src: rasterio.DatasetReader, data: np.ma.MaskedArray, strict: b
     if valid.size and valid.dtype.kind == "f":
         finite = valid[np.isfinite(valid)]
         if finite.size < valid.size and nodata is None:
-            out.append(Finding("NAN_WITHOUT_NODATA", "warning", "NaN values present but no nodata value is set",
+            out.append(Finding(NAN_WITHOUT_NODATA, "warning", "NaN values present but no nodata value is set",
                                "Declare nodata=nan so NaNs are treated as missing."))
         valid = finite
     valid_fraction = float(valid.size) / mask.size if mask.size else 0.0
@@ -232,24 +251,24 @@ def check_pixels(src: rasterio.DatasetReader, data: np.ma.MaskedArray, strict: b
     if valid.size == 0:
         found = has_valid_pixel(src)
         if found is False:
-            out.append(Finding("RASTER_EMPTY", "error", "every pixel is nodata", EmptyRaster.remediation))
+            out.append(Finding(RASTER_EMPTY, "error", "every pixel is nodata", EmptyRaster.remediation))
         elif found is None:
-            out.append(Finding("RASTER_MOSTLY_EMPTY", "warning",
+            out.append(Finding(RASTER_MOSTLY_EMPTY, "warning",
                                f"the sample holds no valid pixel and the first {SCAN_BLOCKS} blocks neither"))
         else:
-            out.append(Finding("RASTER_MOSTLY_EMPTY", "warning", "the sample holds no valid pixel (a block scan found some)"))
+            out.append(Finding(RASTER_MOSTLY_EMPTY, "warning", "the sample holds no valid pixel (a block scan found some)"))
         return out, stats
     vmin, vmax = float(valid.min()), float(valid.max())
     stats.update(min=vmin, max=vmax)
     if valid_fraction <= 0.10:
-        out.append(Finding("RASTER_MOSTLY_EMPTY", "warning", f"{100 * (1 - valid_fraction):.1f} % of the sampled pixels are nodata",
+        out.append(Finding(RASTER_MOSTLY_EMPTY, "warning", f"{100 * (1 - valid_fraction):.1f} % of the sampled pixels are nodata",
                            "Check the extent and the nodata value; most of the file holds nothing."))
     if nodata is not None and not math.isnan(nodata) and vmin < nodata < vmax:
-        out.append(Finding("RASTER_NODATA_CONFLICT", "error" if strict else "warning",
+        out.append(Finding(RASTER_NODATA_CONFLICT, "error" if strict else "warning",
                            f"nodata {nodata} lies inside the valid data range {vmin}..{vmax}",
                            "Choose a nodata value outside the data range."))
     if max(abs(vmin), abs(vmax)) >= EXTREME:
-        out.append(Finding("RASTER_EXTREME_VALUES", "warning", f"values reach {vmin:.3g}..{vmax:.3g}",
+        out.append(Finding(RASTER_EXTREME_VALUES, "warning", f"values reach {vmin:.3g}..{vmax:.3g}",
                            "These are probably an undeclared nodata value; set nodata to it."))
     return out, stats
 
@@ -265,7 +284,7 @@ def validate_raster(src: rasterio.DatasetReader, *, input_crs: str | None = None
     crs, crs_source, findings = check_crs(src.crs, input_crs, target_crs)
     if src.width * src.height > MAX_PIXELS:
         findings.append(Finding(
-            "RASTER_TOO_LARGE", "error",
+            RASTER_TOO_LARGE, "error",
             f"{src.width} x {src.height} pixels declared (more than {MAX_PIXELS:,}); a damaged or hostile header?",
             "If the raster really is this large, convert it with the large_raster job (tiled, bounded memory)."))
     findings += check_geometry(src, crs, target_crs)
@@ -280,7 +299,7 @@ def validate_raster(src: rasterio.DatasetReader, *, input_crs: str | None = None
         detected = detect_type(src, data)
     rtype, confidence, reason = detected
     if raster_type != "auto" and raster_type != rtype:
-        findings.append(Finding("RASTER_TYPE_OVERRIDDEN", "info",
+        findings.append(Finding(RASTER_TYPE_OVERRIDDEN, "info",
                                 f"detected {rtype} ({confidence} confidence), treated as {raster_type} as asked"))
         rtype, confidence, reason = raster_type, "user", "given by the raster_type parameter"
     return {

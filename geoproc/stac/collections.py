@@ -5,8 +5,8 @@ and merges with another accumulator or with an existing collection, which is how
 into the same pgstac collection end up with the union of their extents. :func:`create_collection`
 is the pure function that turns items into a collection dict.
 
-The extent is the union of the items' bboxes (longitude/latitude; items that cross the antimeridian
-are not split) and the interval from the earliest to the latest item time (``datetime``, or
+The extent is the union of the items' bboxes (longitude/latitude, by :func:`geoproc.bbox.union`: items on
+both sides of the antimeridian give one box across it, not one around the world) and the interval from the earliest to the latest item time (``datetime``, or
 ``start_datetime``/``end_datetime``). Summaries list the distinct ``proj:code`` values and datetime
 sources.
 """
@@ -14,13 +14,18 @@ sources.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pystac
 
+from .. import bbox as bboxes
+from ..units import utc_iso
 from .items import parse_datetime
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LICENSE = "other"
 
@@ -80,7 +85,7 @@ class CollectionStats:
     def extent(self) -> dict[str, Any]:
         """The STAC extent object."""
         bbox = self.bbox or [-180.0, -90.0, 180.0, 90.0]
-        interval = [_iso(self.start), _iso(self.end)] if self.start else [None, None]
+        interval = [utc_iso(self.start), utc_iso(self.end)] if self.start else [None, None]
         return {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [interval]}}
 
     def summaries(self) -> dict[str, Any]:
@@ -93,22 +98,11 @@ class CollectionStats:
         return out
 
     def _add_bbox(self, b: list[float]) -> None:
-        b = [float(v) for v in b]
-        if len(b) == 6:  # 3D bbox: keep the 2D part
-            b = [b[0], b[1], b[3], b[4]]
-        if self.bbox is None:
-            self.bbox = b[:4]
-        else:
-            self.bbox = [min(self.bbox[0], b[0]), min(self.bbox[1], b[1]),
-                         max(self.bbox[2], b[2]), max(self.bbox[3], b[3])]
+        self.bbox = bboxes.union([self.bbox, b])
 
     def _add_time(self, t: dt.datetime) -> None:
         self.start = t if self.start is None or t < self.start else self.start
         self.end = t if self.end is None or t > self.end else self.end
-
-
-def _iso(t: dt.datetime | None) -> str | None:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
 
 
 def collection_dict(collection_id: str, stats: CollectionStats, *, description: str | None = None,

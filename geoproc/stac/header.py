@@ -13,41 +13,26 @@ is never downloaded) and reads only its header; three optional extras read a lit
 from __future__ import annotations
 
 import hashlib
-import re
+import logging
 from typing import Any
 
-from ..errors import CorruptRaster, CrsMissing
-from ..storage import gdal_env, gdal_path, open_fs, redact, storage_errors, translate
+import rasterio
+
+from ..errors import CrsMissing
+from ..raster.header import RasterHeader
+from ..raster.io import open_raster
+from ..storage import open_fs, redact, storage_errors
+from .footprint import valid_footprint
+
+log = logging.getLogger(__name__)
 
 CHEAP_MASK_SIDE = 4096  # the largest (overview) side read to trace a footprint
-_TIFF_DATETIME = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$")
 
 
-def crs_string(crs: Any) -> str | None:
-    """``EPSG:<code>`` when the CRS has one, else its WKT2; None without a CRS."""
-    if crs is None:
-        return None
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.to_wkt(version="WKT2_2019")
-
-
-def tiff_datetime(tags: dict[str, str]) -> str | None:
-    """The file's own acquisition or creation time from its metadata, as ISO 8601 UTC."""
-    for key in ("ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "TIFFTAG_DATETIME"):
-        value = (tags.get(key) or "").strip()
-        m = _TIFF_DATETIME.match(value)
-        if m:
-            return f"{m[1]}-{m[2]}-{m[3]}T{m[4]}:{m[5]}:{m[6]}Z"
-        if re.match(r"^\d{4}-\d{2}-\d{2}", value):
-            return value
-    return None
-
-
-def _cheap_mask(src: Any) -> bool:
-    side = max(src.width, src.height)
-    overviews = src.overviews(1) if src.count else []
-    if overviews:
-        side = side / max(overviews)
+def _cheap_mask(header: RasterHeader) -> bool:
+    side = max(header.width, header.height)
+    if header.overviews:
+        side = side / max(header.overviews)
     return side <= CHEAP_MASK_SIDE
 
 
@@ -88,39 +73,27 @@ def raster_record(url: str, storage_options: dict[str, Any] | None = None, *, si
         checksum: add the file's sha256 (reads the whole file).
 
     Raises:
-        CorruptRaster: GDAL cannot read the file.
+        CorruptRaster: GDAL cannot read the file (or it is empty).
         CrsMissing: the file has no CRS.
+        SourceNotFound, StorageAccessDenied, StorageUnreachable, TransientError: storage failures.
     """
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    from .footprint import valid_footprint
-
     record: dict[str, Any] = {"input": redact(url), "output": redact(url)}
-    try:
-        with rasterio.Env(**gdal_env(url, storage_options), GDAL_PAM_ENABLED="NO"):
-            with rasterio.open(gdal_path(url)) as src:
-                if src.crs is None:
-                    raise CrsMissing(f"{redact(url)} has no CRS; a STAC item needs one")
-                record.update(
-                    crs=crs_string(src.crs), bounds=list(src.bounds), shape=[src.height, src.width],
-                    transform=list(src.transform)[:6], count=src.count, dtype=src.dtypes[0],
-                    nodata=src.nodata, datetime=tiff_datetime(src.tags()),
-                    band_names=list(src.descriptions), units=list(src.units),
-                    is_cog=_looks_cog(src), gdal_version=rasterio.__gdal_version__,
-                    rasterio_version=rasterio.__version__,
-                )
-                if footprint and _cheap_mask(src):
-                    fp = valid_footprint(src)
-                    if fp is not None:
-                        record["footprint"] = fp
-                if statistics:
-                    record["band_stats"] = _statistics(src)
-    except RasterioIOError as exc:
-        mapped = translate(exc, url, "read")
-        if mapped is not None:
-            raise mapped from None
-        raise CorruptRaster(f"{redact(url)}: not a readable raster ({exc})") from None
+    with open_raster(url, storage_options, size=size, GDAL_PAM_ENABLED="NO") as src:
+        header = RasterHeader.from_dataset(src)
+        if header.crs is None:
+            raise CrsMissing(f"{redact(url)} has no CRS; a STAC item needs one")
+        record.update(
+            crs=header.crs, bounds=list(header.bounds), shape=[header.height, header.width],
+            transform=list(header.transform), count=header.count, dtype=header.dtype, nodata=header.nodata,
+            datetime=header.datetime, band_names=list(header.band_names), units=list(header.units),
+            is_cog=header.looks_cog, gdal_version=rasterio.__gdal_version__, rasterio_version=rasterio.__version__,
+        )
+        if footprint and _cheap_mask(header):
+            fp = valid_footprint(src)
+            if fp is not None:
+                record["footprint"] = fp
+        if statistics:
+            record["band_stats"] = _statistics(src)
     if size is None:
         with storage_errors(url, "read"):
             fs, path = open_fs(url, storage_options)
@@ -133,16 +106,3 @@ def raster_record(url: str, storage_options: dict[str, Any] | None = None, *, si
             record["sha256"] = sha256_url(url, storage_options)
     return record
 
-
-def _looks_cog(src: Any) -> bool:
-    """A cloud-optimized layout as the header shows it: GeoTIFF, internally tiled, with overviews
-    when larger than one tile (``rio_cogeo.cog_validate`` would re-open the file to check more)."""
-    if src.driver != "GTiff":
-        return False
-    layout = (src.tags(ns="IMAGE_STRUCTURE") or {}).get("LAYOUT", "")
-    if layout.upper() == "COG":
-        return True
-    blocks = src.block_shapes[0] if src.count else (0, 0)
-    tiled = blocks[0] < src.height and blocks[1] < src.width and blocks[0] == blocks[1]
-    small = max(src.width, src.height) <= 512
-    return tiled and (small or bool(src.overviews(1)))

@@ -21,7 +21,7 @@ What an item holds:
 (``"2024-05-01T00:00:00Z"``, or ``"start/end"`` for a range); the record's ``datetime`` (the file's
 ``TIFFTAG_DATETIME`` or acquisition metadata); a date in the file name (``YYYYMMDD`` or
 ``YYYY-MM-DD``, read as midnight UTC); the source file's last-modified time (``last_modified``). A
-record with none of these is refused with :class:`geoproc.errors.InvalidInput`.
+record with none of these is refused with :class:`geoproc.errors.DatetimeMissing`.
 
 **Item ids** (:func:`item_id`): the file's path relative to its source prefix, without a ``.tif``
 suffix, when that is a plain name (``[A-Za-z0-9._-]``, e.g. ``elev``); otherwise the path with every
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 from typing import Any
 
@@ -43,8 +44,12 @@ from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterBand, RasterExtension
 
-from ..errors import InvalidInput
+from ..errors import BadDatetime, CrsMissing, DatetimeMissing, HrefMissing
+from ..units import utc_iso
+from ..version import __version__
 from .footprint import bounds_geometry
+
+log = logging.getLogger(__name__)
 
 PROCESSING_SCHEMA = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
@@ -74,14 +79,16 @@ def multihash_sha256(hex_digest: str) -> str:
 
 
 def parse_datetime(value: str) -> dt.datetime:
-    """An ISO 8601 datetime (``Z`` allowed) or a date, as an aware UTC datetime."""
+    """An ISO 8601 datetime (``Z`` allowed) or a date, as an aware UTC datetime.
+
+    Raises:
+        BadDatetime: ``value`` is not ISO 8601.
+    """
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(f"datetime {value!r} is not ISO 8601 (e.g. 2024-05-01T00:00:00Z)",
-                           code="BAD_DATETIME",
-                           remediation="Give datetimes as ISO 8601, e.g. stac_datetime=2024-05-01T00:00:00Z.") from None
+        raise BadDatetime(f"datetime {value!r} is not ISO 8601 (e.g. 2024-05-01T00:00:00Z)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC)
@@ -95,7 +102,7 @@ def choose_datetime(record: dict[str, Any], given: str | None = None
             start_s, end_s = given.split("/", 1)
             start, end = parse_datetime(start_s), parse_datetime(end_s)
             if start > end:
-                raise InvalidInput(f"datetime range {given!r} ends before it starts", code="BAD_DATETIME")
+                raise BadDatetime(f"datetime range {given!r} ends before it starts")
             return None, start, end, "user"
         return parse_datetime(given), None, None, "user"
     if record.get("datetime"):
@@ -107,10 +114,9 @@ def choose_datetime(record: dict[str, Any], given: str | None = None
         return when, None, None, "filename"
     if record.get("last_modified"):
         return parse_datetime(str(record["last_modified"])), None, None, "last_modified"
-    raise InvalidInput(
+    raise DatetimeMissing(
         f"no datetime for {record.get('output') or record.get('input')!r}: none given, none in the file's "
-        "metadata or name, and no last-modified time", code="NO_DATETIME",
-        remediation="Give the job a datetime, e.g. `--set stac_datetime=2024-05-01T00:00:00Z`.")
+        "metadata or name, and no last-modified time")
 
 
 def _crs_fields(crs: str | None) -> dict[str, Any]:
@@ -162,22 +168,22 @@ def create_item(record: dict[str, Any], *, collection: str | None = None, id: st
         properties: extra item properties, merged last.
 
     Raises:
-        InvalidInput: the record has no CRS or bounds, or no datetime can be found.
+        HrefMissing: the record names no URL and no ``href`` is given.
+        CrsMissing: the record has no CRS or bounds.
+        DatetimeMissing, BadDatetime: no datetime can be found, or a given one is not ISO 8601.
     """
-    from .. import __version__
-
     href = href or record.get("output") or record.get("input")
     if not href:
-        raise InvalidInput("the raster record names no output or input URL", code="NO_HREF")
+        raise HrefMissing("the raster record names no output or input URL")
     if not record.get("crs") or not record.get("bounds"):
-        raise InvalidInput(f"{href}: no CRS or bounds; a STAC item needs both", code="CRS_MISSING",
-                           remediation="Give the raster a CRS (e.g. the cog job's input_crs) before cataloguing it.")
+        raise CrsMissing(f"{href}: no CRS or bounds; a STAC item needs both",
+                         remediation="Give the raster a CRS (e.g. the cog job's input_crs) before cataloguing it.")
     when, start, end, source = choose_datetime(record, datetime)
     geometry = record.get("footprint") or bounds_geometry(record["bounds"], record["crs"])
     bbox = _geometry_bbox(geometry)
     props: dict[str, Any] = {"geoproc:datetime_source": source}
     if start and end:
-        props.update(start_datetime=_iso(start), end_datetime=_iso(end))
+        props.update(start_datetime=utc_iso(start), end_datetime=utc_iso(end))
     item = pystac.Item(id=id or item_id(href.rsplit("/", 1)[-1]), geometry=geometry, bbox=bbox,
                        datetime=when, properties=props, collection=collection)
 
@@ -239,7 +245,3 @@ def _geometry_bbox(geometry: dict[str, Any]) -> list[float]:
 
     minx, miny, maxx, maxy = shape(geometry).bounds
     return [minx, miny, maxx, maxy]
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -23,6 +23,7 @@ no worker ever sees the database. :func:`redact_dsn` is the form to show.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +33,8 @@ from typing import Any
 
 from ..errors import PgstacError, PgstacLoadIncomplete, PgstacNotConfigured
 from .collections import CollectionStats, collection_dict
+
+log = logging.getLogger(__name__)
 
 DSN_ENV = "GEOPROC_PGSTAC_DSN"
 BATCH_SIZE = 1000
@@ -56,7 +59,9 @@ def redact_dsn(dsn: str) -> str:
     """The DSN with any password removed (for messages and logs)."""
     try:
         return split_dsn(dsn)[0]
-    except Exception:  # noqa: BLE001 - an unparsable DSN is shown as nothing at all
+    except Exception as exc:  # noqa: BLE001 - an unparsable DSN is shown as nothing at all
+        # the parser's message may quote the DSN, password included: log its type only
+        log.warning("a pgstac DSN could not be parsed (%s); it is shown as <unparsable DSN>", type(exc).__name__)
         return "<unparsable DSN>"
 
 

@@ -10,6 +10,7 @@ used on the driver: task parameters never carry it.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from .collections import CollectionStats, collection_dict
+
+log = logging.getLogger(__name__)
 
 SECRET_PARAMS = frozenset({"pgstac_password"})
 _COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -47,7 +50,9 @@ class StacOptions(BaseModel):
             data = dict(data)
             try:
                 dsn, password = split_dsn(data["pgstac_dsn"])
-            except Exception:  # noqa: BLE001 - never echo a DSN that may hold a password
+            except Exception as exc:  # noqa: BLE001 - never echo a DSN that may hold a password
+                # its type only: the parser's message may quote the DSN; the field validator then refuses it
+                log.warning("pgstac_dsn could not be parsed (%s)", type(exc).__name__)
                 data["pgstac_dsn"] = "<unparsable DSN>"
                 return data
             data["pgstac_dsn"] = dsn

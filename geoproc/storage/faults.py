@@ -11,6 +11,11 @@ missing file, container or prefix (404)                    :class:`SourceNotFoun
 
 Messages are built from the exception type, a status code and the *redacted* URL only: SDK messages
 can quote request headers or SAS query strings, which must never reach the ledger or logs.
+
+:func:`classify` sorts any exception a task raised into transient (retried with backoff), invalid
+input (quarantined at once) or unexpected (failed at once with its traceback, because retrying a bug
+wastes time). It lives here, at the storage layer, because most of what it recognises are storage and
+network failures, and domain code (header readers) asks it the same question the engine does.
 """
 
 from __future__ import annotations
@@ -21,13 +26,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..errors import (
+    HTTP_STATUS,
+    NETWORK,
+    UNEXPECTED_ERROR,
     GeoprocError,
+    InvalidInput,
     SourceNotFound,
     StorageAccessDenied,
     StorageUnreachable,
+    TaskError,
     TransientError,
 )
 from .urls import redact
+
+# kinds of failure (the ``error_kind`` of a failed task); the codes given to exceptions that carry none
+# of their own (NETWORK, HTTP_STATUS, UNEXPECTED_ERROR) are in geoproc.errors' code catalogue
+TRANSIENT = "transient"  # may heal: retried with exponential backoff and jitter
+INVALID = "invalid"  # bad input: the task is quarantined at once, never retried
+UNEXPECTED = "unexpected"  # a bug or an unknown failure: failed at once, with its traceback
+
+_UNEXPECTED_REMEDIATION = ("Unexpected error in the task; read its traceback (`geoproc tasks JOB_ID --status "
+                           "failed`) and report it if the input looks fine.")
+_NETWORK_NAMES = frozenset({"ServiceRequestError", "ServiceResponseError", "ClientConnectorError",
+                            "ServerDisconnectedError", "ClientOSError", "IncompleteReadError"})
+_GDAL_NETWORK_NAMES = frozenset({"RasterioIOError", "CPLE_HttpResponseError", "CPLE_AWSError"})
 
 _UNREACHABLE = re.compile(r"could not resolve host|name or service not known|nodename nor servname|"
                           r"cannot connect to host|connection refused|failed to resolve|"
@@ -84,7 +106,7 @@ def translate(exc: BaseException, url: str, action: str = "read") -> GeoprocErro
         return SourceNotFound(f"{where} does not exist (while trying to {action} it).")
     if status is not None and (status in (408, 429) or 500 <= status < 600):
         return TransientError(f"Storage answered HTTP {status} for {where} ({action}); will retry.",
-                              code=f"HTTP_{status}")
+                              code=HTTP_STATUS.format(status=status))
     if name in ("ServiceRequestError", "ClientConnectorError", "ClientConnectorDNSError") or \
             _UNREACHABLE.search(text) or (isinstance(exc, ConnectionRefusedError)):
         return StorageUnreachable(f"Storage endpoint for {where} could not be reached ({name}) while trying "
@@ -94,10 +116,29 @@ def translate(exc: BaseException, url: str, action: str = "read") -> GeoprocErro
             isinstance(exc, OSError) and exc.errno in (errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE)) or (
             name in ("RasterioIOError", "CPLE_HttpResponseError", "CPLE_AppDefinedError") and _TRANSIENT.search(text)):
         return TransientError(f"Network error on {where} ({name}) while trying to {action} it; will retry.",
-                              code="NETWORK")
+                              code=NETWORK)
     if name == "HttpResponseError" and _DENIED.search(text):
         return StorageAccessDenied(f"Access denied to {where} while trying to {action} it.")
     return None
+
+
+def classify(exc: BaseException) -> tuple[str, str, str]:
+    """(kind, error code, remediation) for an exception raised by a task handler."""
+    if isinstance(exc, TransientError):
+        return TRANSIENT, exc.code, exc.remediation
+    if isinstance(exc, InvalidInput):
+        return INVALID, exc.code, exc.remediation
+    if isinstance(exc, TaskError):
+        return UNEXPECTED, exc.code, exc.remediation
+    status = http_status(exc)
+    if status is not None and (status == 429 or status == 408 or 500 <= status < 600):
+        return TRANSIENT, HTTP_STATUS.format(status=status), TransientError.remediation
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return TRANSIENT, NETWORK, TransientError.remediation
+    name = type(exc).__name__
+    if name in _NETWORK_NAMES or (name in _GDAL_NETWORK_NAMES and transient_text(str(exc))):
+        return TRANSIENT, NETWORK, TransientError.remediation
+    return UNEXPECTED, UNEXPECTED_ERROR, _UNEXPECTED_REMEDIATION
 
 
 @contextmanager

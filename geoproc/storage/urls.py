@@ -85,9 +85,9 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def join(prefix: str, relative: str) -> str:
-    """``prefix`` + ``/`` + ``relative`` for URLs and plain paths alike."""
-    return prefix.rstrip("/") + "/" + relative.lstrip("/")
+def join(prefix: str, *parts: str) -> str:
+    """``prefix`` + ``/`` + each of ``parts`` for URLs and plain paths alike (``join(u, "a", "b.tif")``)."""
+    return "/".join([prefix.rstrip("/"), *(p.lstrip("/") for p in parts)])
 
 
 def strip_protocol(url: str) -> str:

@@ -12,14 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kit import reportjobs  # registers the quicklook_demo job type
 from PIL import Image
 
 import geoproc
 from geoproc.htmlreport import render_html, write_html_report
 from geoproc.ledger import open_ledger
-
-sys.path.insert(0, str(Path(__file__).parent))
-import reportjobs  # noqa: E402  (registers the quicklook_demo job type)
 
 GEOPROC = Path(sys.executable).with_name("geoproc")
 AMBER = (0xB7, 0x79, 0x1F)  # the completed_with_errors badge
@@ -114,5 +112,12 @@ def test_report_of_a_job_without_quicklooks(tmp_path, threaded_client):
     path = write_html_report(res.job_id, tmp_path / "r" / "hello.html", ledger=ledger)
     page = path.read_text()
     assert re.findall(r'<tr class="stage"><td><b>([^<]+)</b>', page) == ["greet", "reply"]
+    # one column per task status, then the metrics; no bytes were moved, so read/written show "-"
+    assert re.findall(r"<th>([^<]+)</th>", page)[:12] == [
+        "stage", "tasks", "completed", "failed", "skipped", "pending", "cancelled", "retries", "span", "busy",
+        "tasks/s", "read"]
+    row = re.search(r'<tr class="stage"><td><b>greet</b>.*?</tr>', page).group(0)
+    assert re.findall(r'<td class="n">([^<]*)</td>', row)[:6] == ["6", "6", "0", "0", "0", "0"]
+    assert re.findall(r'<td class="n">([^<]*)</td>', row)[-2:] == ["-", "-"]
     assert "This job lists no quicklooks." in page and "No errors." in page
     assert "<svg class=\"timeline\"" in page and page.count("<rect ") == 2

@@ -1,29 +1,25 @@
+"""Fixtures of the engine tests: the shared cluster with the test job types, and a ledger per backend."""
+
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
+from kit import testjobs
 
 
 @pytest.fixture(scope="session")
 def engine_client(dask_cluster):
-    """A client of the shared cluster whose workers also know the test job types."""
-    import testjobs
+    """A client of the shared cluster whose workers also know the test job types (``kit.testjobs``).
+
+    The job types are registered in this process by the import above; the workers import the uploaded
+    file, and so will a worker that restarts.
+    """
     from distributed import Client
 
     with Client(dask_cluster) as client:
-        client.upload_file(str(HERE / "testjobs.py"))
-        client.run(testjobs.register_on_worker)
+        client.upload_file(str(Path(testjobs.__file__)))
         yield client
-
-
-@pytest.fixture
-def sqlite_url(tmp_path):
-    return f"sqlite:///{tmp_path}/ledger.db"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -2,7 +2,7 @@
 
 import subprocess
 
-from enginekit import geoproc_cmd
+from kit.drivers import geoproc_cmd
 
 
 def _doctor(*args, env=None):

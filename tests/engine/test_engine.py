@@ -1,5 +1,7 @@
 """The engine against real Dask worker processes."""
 
+import re
+
 import sqlalchemy as sa
 
 import geoproc
@@ -100,4 +102,7 @@ def test_background_handle(engine_client, sqlite_url):
     h = geoproc.submit("hello_world", n=20, cluster=engine_client, ledger=sqlite_url)
     res = h.result(timeout=120)
     assert res.status == "completed" and h.done() and h.status().status == "completed"
-    assert "hello_world" in res._repr_html_()
+    html = res._repr_html_()
+    assert "hello_world" in html and res.job_id[:12] in html and "completed" in html
+    assert re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td>", html) == [("greet", "20/20"), ("reply", "20/20")]
+    assert h._repr_html_() == html  # the handle shows the same summary once the job is done

@@ -4,7 +4,8 @@ import json
 import os
 import signal
 
-from enginekit import spawn, wait_for
+from kit.drivers import spawn
+from kit.polling import wait_for
 
 import geoproc
 from geoproc import get_job

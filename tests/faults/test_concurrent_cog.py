@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from faultkit import blob_hashes, cog_job_id, upload_rasters
+from kit.blobs import blob_hashes, upload_rasters
+from kit.ledger import cog_job_id
 
 from geoproc.ledger import open_ledger
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from faultkit import assert_reaped, blob_hashes, cog_job_id, counts, upload_rasters, wait_for
+from kit.blobs import blob_hashes, upload_rasters
+from kit.drivers import assert_reaped
+from kit.ledger import cog_job_id, counts
+from kit.polling import wait_for
 
 from geoproc.ledger import open_ledger
 

@@ -10,7 +10,10 @@ import threading
 import time
 
 import pytest
-from faultkit import ROOT_CONFTEST, blob_hashes, cog_job_id, counts, upload_rasters, wait_for
+from kit import services
+from kit.blobs import blob_hashes, upload_rasters
+from kit.ledger import cog_job_id, counts
+from kit.polling import wait_for
 
 import geoproc
 from geoproc.ledger import open_ledger
@@ -24,13 +27,13 @@ OUTAGE_S = 4.0
 @pytest.fixture
 def own_azurite(tmp_path, monkeypatch):
     """A private Azurite on a fixed port; yields a controller that can stop and restart it."""
-    location, port = tmp_path / "azurite", ROOT_CONFTEST.free_port()
+    location, port = tmp_path / "azurite", services.free_port()
 
     class Service:
         proc = None
 
         def start(self):
-            self.proc, got = ROOT_CONFTEST.start_azurite(location, port)
+            self.proc, got = services.start_azurite(location, port)
             assert got == port
 
         def stop(self):
@@ -39,7 +42,7 @@ def own_azurite(tmp_path, monkeypatch):
 
     svc = Service()
     svc.start()
-    svc.connection_string = ROOT_CONFTEST.azurite_connection_string(port)
+    svc.connection_string = services.azurite_connection_string(port)
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", svc.connection_string)
     try:
         yield svc

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 import rasterio
 from distributed import Client, LocalCluster
-from faultkit import assert_reaped, counts, wait_for
+from kit.drivers import assert_reaped
+from kit.ledger import counts
+from kit.polling import wait_for
 from rasterio.transform import from_bounds
 
 import geoproc

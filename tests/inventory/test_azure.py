@@ -10,7 +10,7 @@ import time
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from conftest import LAYOUT, expected, new_container, payload
+from kit.inventory import LAYOUT, expected, new_container, payload
 
 import geoproc
 from geoproc.errors import SourceNotFound
@@ -55,7 +55,7 @@ def test_azure_listing_pages_past_5000(azurite, blob_service):
 
 
 def test_summarize_container(azurite, az_container, dask_cluster, ledger_url):
-    res = geoproc.run("summarize_container", source=f"az://{az_container}", shards=4,
+    res = geoproc.run("summarize_container", input=f"az://{az_container}", shards=4,
                       cluster=dask_cluster, ledger=ledger_url)
     assert res.status == "completed", res.error
     s, want = res.result["summary"], expected(LAYOUT)
@@ -71,7 +71,7 @@ def test_summarize_container(azurite, az_container, dask_cluster, ledger_url):
     assert [(st.name, st.counts.get("completed", 0)) for st in res.stages][:2] == \
         [("shard", 1), ("scan", res.result["shards"])]
     # the same job again: nothing recomputed
-    again = geoproc.run("summarize_container", source=f"az://{az_container}", shards=9,
+    again = geoproc.run("summarize_container", input=f"az://{az_container}", shards=9,
                         cluster=dask_cluster, ledger=ledger_url)
     assert again.cached and again.result == res.result
 
@@ -80,7 +80,7 @@ def test_list_container_writes_parquet_csv_and_summary(azurite, az_container, bl
                                                        ledger_url):
     out_container = new_container(blob_service)
     out = f"az://{out_container}/inv/run1"
-    res = geoproc.run("list_container", source=f"az://{az_container}", output=out, shards=5,
+    res = geoproc.run("list_container", input=f"az://{az_container}", output=out, shards=5,
                       cluster=dask_cluster, ledger=ledger_url)
     assert res.status == "completed", res.error
     assert res.result["outputs"] == {"parquet": f"{out}/inventory.parquet", "csv": f"{out}/inventory.csv",
@@ -105,7 +105,7 @@ def test_list_container_writes_parquet_csv_and_summary(azurite, az_container, bl
 
 def test_filters_prefix_suffix_size_and_limit(azurite, az_container, dask_cluster, ledger_url):
     def run(**kw):
-        res = geoproc.run("summarize_container", source=f"az://{az_container}", cluster=dask_cluster,
+        res = geoproc.run("summarize_container", input=f"az://{az_container}", cluster=dask_cluster,
                           ledger=ledger_url, **kw)
         assert res.status == "completed", res.error
         return res.result["summary"]
@@ -133,10 +133,10 @@ def test_modified_range(azurite, blob_service, dask_cluster, ledger_url):
     time.sleep(1.2)
     cc = blob_service.get_container_client(name)
     cc.upload_blob("new/c.tif", b"333")
-    res = geoproc.run("summarize_container", source=f"az://{name}", modified_after=boundary.isoformat(),
+    res = geoproc.run("summarize_container", input=f"az://{name}", modified_after=boundary.isoformat(),
                       cluster=dask_cluster, ledger=ledger_url)
     assert (res.result["summary"]["files"], res.result["summary"]["bytes"]) == (1, 3)
-    res = geoproc.run("summarize_container", source=f"az://{name}", modified_before=boundary.isoformat(),
+    res = geoproc.run("summarize_container", input=f"az://{name}", modified_before=boundary.isoformat(),
                       cluster=dask_cluster, ledger=ledger_url)
     assert (res.result["summary"]["files"], res.result["summary"]["bytes"]) == (2, 3)
     assert res.result["summary"]["newest"]["name"] in ("old/a.tif", "old/b.tif")
@@ -145,7 +145,7 @@ def test_modified_range(azurite, blob_service, dask_cluster, ledger_url):
 def test_empty_container_completes_with_zero_counts(azurite, blob_service, dask_cluster, ledger_url, tmp_path):
     name = new_container(blob_service)
     out = tmp_path / "empty-out"
-    res = geoproc.run("list_container", source=f"az://{name}", output=str(out), cluster=dask_cluster,
+    res = geoproc.run("list_container", input=f"az://{name}", output=str(out), cluster=dask_cluster,
                       ledger=ledger_url)
     assert res.status == "completed", res.error
     s = res.result["summary"]
@@ -159,7 +159,7 @@ def test_empty_container_completes_with_zero_counts(azurite, blob_service, dask_
 
 def test_missing_container_is_a_clear_error(azurite, dask_cluster, ledger_url):
     with pytest.raises(SourceNotFound, match="Container 'no-such-container' does not exist") as info:
-        geoproc.run("summarize_container", source="az://no-such-container/x", cluster=dask_cluster,
+        geoproc.run("summarize_container", input="az://no-such-container/x", cluster=dask_cluster,
                     ledger=ledger_url)
     assert "az storage container list" in str(info.value)
     led = open_ledger(ledger_url)
@@ -181,7 +181,7 @@ def test_headers_mode_reads_through_gdal_and_reports_unreadable(azurite, blob_se
              "r/readme.md": payload("readme", 50)}
     name = new_container(blob_service, blobs)
     out = tmp_path / "hdr-out"
-    res = geoproc.run("list_container", source=f"az://{name}", headers=True, output=str(out), format="jsonl",
+    res = geoproc.run("list_container", input=f"az://{name}", headers=True, output=str(out), format="jsonl",
                       cluster=dask_cluster, ledger=ledger_url)
     assert res.status == "completed", res.error
     h = res.result["summary"]["headers"]

@@ -8,7 +8,7 @@ import os
 import fsspec
 import pyarrow.parquet as pq
 import pytest
-from conftest import LAYOUT, MB, expected, payload
+from kit.inventory import LAYOUT, MB, expected, payload
 from typer.testing import CliRunner
 
 import geoproc
@@ -20,7 +20,7 @@ GB = 1024 * MB
 
 
 def test_size_buckets_and_extremes_of_a_local_directory(sparse_sizes, dask_cluster, ledger_url):
-    res = geoproc.run("summarize_container", source=str(sparse_sizes), cluster=dask_cluster, ledger=ledger_url)
+    res = geoproc.run("summarize_container", input=str(sparse_sizes), cluster=dask_cluster, ledger=ledger_url)
     assert res.status == "completed", res.error
     s = res.result["summary"]
     assert s["size_buckets"] == {
@@ -34,19 +34,24 @@ def test_size_buckets_and_extremes_of_a_local_directory(sparse_sizes, dask_clust
     assert (s["largest"]["name"], s["smallest"]["name"]) == ("f_11g.bin", "a_empty.bin")
     assert s["oldest"] == {"name": "a_empty.bin", "size": 0, "last_modified": "2020-09-13T12:26:40+00:00"}
     assert s["newest"]["name"] not in ("a_empty.bin", "f_11g.bin")
+    assert res.result["source"] == str(sparse_sizes)  # the result still names the listed location "source"
+    # ``source`` is the parameter's old name: the same job, so its stored result comes back
+    with pytest.warns(DeprecationWarning, match="'source' is deprecated; use 'input'"):
+        again = geoproc.run("summarize_container", source=str(sparse_sizes), cluster=dask_cluster, ledger=ledger_url)
+    assert again.job_id == res.job_id and again.cached and again.result == res.result
 
 
 def test_local_summary_filters_and_modified_range(local_container, dask_cluster, ledger_url):
     for name, _ in LAYOUT:  # one day apart, in name order
         ts = 1_700_000_000 + 86_400 * LAYOUT.index((name, dict(LAYOUT)[name]))
         os.utime(local_container / name, (ts, ts))
-    res = geoproc.run("summarize_container", source=str(local_container), shards=3, cluster=dask_cluster,
+    res = geoproc.run("summarize_container", input=str(local_container), shards=3, cluster=dask_cluster,
                       ledger=ledger_url)
     s, want = res.result["summary"], expected(LAYOUT)
     assert (s["files"], s["bytes"]) == (want["files"], want["bytes"])
     assert {k: v for k, v in s["by_extension"].items()} == want["by_extension"]
     assert s["oldest"]["name"] == LAYOUT[0][0] and s["newest"]["name"] == LAYOUT[-1][0]
-    res = geoproc.run("summarize_container", source=str(local_container), cluster=dask_cluster, ledger=ledger_url,
+    res = geoproc.run("summarize_container", input=str(local_container), cluster=dask_cluster, ledger=ledger_url,
                       modified_after="2023-11-16T22:13:20Z", modified_before="2023-11-19T22:13:20+00:00")
     assert [res.result["summary"][k]["name"] for k in ("oldest", "newest")] == [LAYOUT[2][0], LAYOUT[4][0]]
     assert res.result["summary"]["files"] == 3
@@ -57,7 +62,7 @@ def test_list_container_to_a_local_directory_replaces_stale_parts(local_containe
     out = tmp_path / "out"
     (out / "inventory.parquet").mkdir(parents=True)
     pq.write_table(pq.read_table(_tiny_parquet(tmp_path)), out / "inventory.parquet" / "part-99999.parquet")
-    res = geoproc.run("list_container", source=str(local_container), prefix="2024/", output=str(out), shards=2,
+    res = geoproc.run("list_container", input=str(local_container), prefix="2024/", output=str(out), shards=2,
                       cluster=dask_cluster, ledger=ledger_url)
     assert res.status == "completed", res.error
     assert not (out / "inventory.parquet" / "part-99999.parquet").exists()
@@ -68,6 +73,10 @@ def test_list_container_to_a_local_directory_replaces_stale_parts(local_containe
     assert table.column("url").to_pylist()[0].startswith(str(local_container) + "/2024/")
     lines = (out / "inventory.csv").read_text().splitlines()
     assert len(lines) == 1 + len(want) and lines[0].startswith('"url","name","extension","size"')
+    with pytest.warns(DeprecationWarning, match="'source' is deprecated; use 'input'"):
+        again = geoproc.run("list_container", source=str(local_container), prefix="2024/", output=str(out),
+                            shards=2, cluster=dask_cluster, ledger=ledger_url)
+    assert again.job_id == res.job_id and again.cached
 
 
 def _tiny_parquet(tmp_path):
@@ -80,20 +89,22 @@ def _tiny_parquet(tmp_path):
 
 def test_missing_local_directory(tmp_path, dask_cluster, ledger_url):
     with pytest.raises(SourceNotFound, match="does not exist"):
-        geoproc.run("summarize_container", source=str(tmp_path / "nope"), cluster=dask_cluster, ledger=ledger_url)
+        geoproc.run("summarize_container", input=str(tmp_path / "nope"), cluster=dask_cluster, ledger=ledger_url)
 
 
 def test_invalid_params_name_the_problem():
     from geoproc.errors import InvalidParams
 
     with pytest.raises(InvalidParams, match="not a valid Azure container name"):
-        geoproc.run("summarize_container", source="az://X")
+        geoproc.run("summarize_container", input="az://X")
     with pytest.raises(InvalidParams, match="min_size .* is larger than max_size"):
-        geoproc.run("summarize_container", source="/tmp", min_size="2MB", max_size=10)
+        geoproc.run("summarize_container", input="/tmp", min_size="2MB", max_size=10)
     with pytest.raises(InvalidParams, match="output"):
-        geoproc.run("list_container", source="/tmp")
+        geoproc.run("list_container", input="/tmp")
     with pytest.raises(InvalidParams, match="query strings"):
-        geoproc.run("list_container", source="az://box/x?sv=2024&sig=SECRET", output="/tmp/o")
+        geoproc.run("list_container", input="az://box/x?sv=2024&sig=SECRET", output="/tmp/o")
+    with pytest.raises(InvalidParams, match="'source' is the old name of 'input'; give only 'input'"):
+        geoproc.run("summarize_container", input="/tmp", source="/tmp")
 
 
 def test_memory_filesystem_with_an_in_process_cluster(tmp_path):
@@ -103,7 +114,7 @@ def test_memory_filesystem_with_an_in_process_cluster(tmp_path):
     for name, size in LAYOUT:
         fs.pipe(f"/inv-mem/{name}", payload(name, size))
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-        res = geoproc.run("list_container", source="memory://inv-mem", output="memory://inv-mem-out", shards=4,
+        res = geoproc.run("list_container", input="memory://inv-mem", output="memory://inv-mem-out", shards=4,
                           cluster=client, ledger=f"sqlite:///{tmp_path}/l.db")
     assert res.status == "completed", res.error
     assert res.result["summary"]["files"] == len(LAYOUT)
@@ -117,7 +128,7 @@ def test_memory_filesystem_on_a_process_cluster_explains_itself(tmp_path, dask_c
     fs = fsspec.filesystem("memory")
     fs.pipe("/inv-mem-only-here/a.tif", b"x")
     ledger = f"sqlite:///{tmp_path}/l.db"
-    res = geoproc.run("summarize_container", source="memory://inv-mem-only-here", cluster=dask_cluster,
+    res = geoproc.run("summarize_container", input="memory://inv-mem-only-here", cluster=dask_cluster,
                       ledger=ledger)
     assert res.status == "failed"
     (task,) = open_ledger(ledger).list_tasks(res.job_id, status="failed")
@@ -127,7 +138,7 @@ def test_memory_filesystem_on_a_process_cluster_explains_itself(tmp_path, dask_c
 
 def test_cli_shows_tables_and_json(local_container, dask_cluster, ledger_url):
     runner = CliRunner()
-    args = ["run", "summarize_container", "--set", f"source={local_container}", "--set", "suffixes=[\"tif\"]",
+    args = ["run", "summarize_container", "--set", f"input={local_container}", "--set", "suffixes=[\"tif\"]",
             "--cluster", dask_cluster, "--ledger", ledger_url]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output

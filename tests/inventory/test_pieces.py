@@ -6,7 +6,7 @@ import datetime as dt
 import random
 
 import pytest
-from conftest import LAYOUT, MB, expected
+from kit.inventory import LAYOUT, MB, expected
 
 from geoproc.inventory import listing
 from geoproc.inventory.filters import BlobFilter, normalize_suffix
@@ -157,7 +157,7 @@ def test_spec_files_validate(spec):
 
     name, params = load_spec(Path(__file__).resolve().parents[2] / "jobs" / spec)
     model = get_job(name).validate(params)
-    assert model.source == "az://bronze-rasters" and name == spec.removesuffix(".toml")
+    assert model.input == "az://bronze-rasters" and name == spec.removesuffix(".toml")
 
 
 @pytest.mark.parametrize("job", ["list_container", "summarize_container"])

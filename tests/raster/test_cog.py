@@ -12,7 +12,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from geoproc.errors import OutputCheckFailed, OutputExists, TierMismatch, UnsupportedRaster
 from geoproc.jobs.cog import Params, output_url, route
-from geoproc.raster.cog import check_overviews
+from geoproc.raster.checks import check_overviews
 from geoproc.raster.stats import band_stats
 
 
@@ -213,3 +213,16 @@ def test_terra_logo_has_a_local_crs(terra_rasters, convert_one, tmp_path):
     assert err.value.code == "CRS_NOT_GEOREFERENCED"
     _, r = convert_one(terra_rasters["logo.tif"], output=tmp_path / "logo2", target_crs="keep", tier="visualization")
     assert r["bbox_wgs84"] is None and r["compression"] == "jpeg" and r["raster_type"] == "rgb"
+
+
+def test_check_cog_reports_typed_warnings_and_the_facts_of_the_result(raster_factory, convert_one):
+    from geoproc.errors import TaskWarning
+    from geoproc.raster.checks import check_cog
+
+    src = raster_factory("typed_warnings.tif", dtype="uint16", nodata=0)
+    _, r = convert_one(src, tier="analysis", target_crs="keep")
+    facts = check_cog(r["output"])  # the bounded form (windowed statistics) agrees with the conversion's
+    assert all(isinstance(w, TaskWarning) and str(w).startswith(f"{w.code}: ") for w in facts["warnings"])
+    assert r["warnings"] == [str(w) for w in facts["warnings"]]
+    assert facts["band_stats"] == r["band_stats"] and facts["overviews"] == r["overviews"]
+    assert (facts["crs"], facts["shape"], facts["dtype"]) == (r["crs"], r["shape"], r["dtype"])

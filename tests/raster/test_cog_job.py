@@ -16,6 +16,7 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 
 import geoproc
+from geoproc.errors import InvalidParams
 from geoproc.ledger import open_ledger
 from geoproc.storage import gdal_env, gdal_path, open_fs
 
@@ -231,3 +232,54 @@ def test_a_changed_input_is_converted_again_alone(raster_factory, tmp_path, dask
         p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "r1.tif"}
     with rasterio.open(out / "r1.tif") as ds:
         assert float(ds.read(1).max()) == 7.0
+
+
+def test_sizes_take_units_and_name_the_same_job():
+    jt = geoproc.get_job("cog")
+    with_units = jt.validate({"input": "/in", "output": "/out", "min_size": "1KiB", "max_size": "2MB",
+                              "large_threshold": "2GB"})
+    in_bytes = jt.validate({"input": "/in", "output": "/out", "min_size": 1024, "max_size": 2_000_000})
+    assert (with_units.min_size, with_units.max_size, with_units.large_threshold) == (1024, 2_000_000, 2_000_000_000)
+    stored = jt.normalized(with_units)
+    assert (stored["min_size"], stored["max_size"], stored["large_threshold"]) == (1024, 2_000_000, 2_000_000_000)
+    assert jt.job_id(with_units) == jt.job_id(in_bytes)  # 2 GB is the default threshold
+    with pytest.raises(InvalidParams, match="max_size .* is below min_size"):
+        jt.validate({"input": "/in", "output": "/out", "min_size": "2MB", "max_size": "1MB"})
+
+
+def test_cog_result_is_typed_and_serialises_to_its_json(raster_factory, convert_one):
+    from geoproc.errors import TaskWarning
+    from geoproc.jobs.cog_convert import CogResult
+
+    src = raster_factory("f64.tif", dtype="float64", size=(64, 64), nodata=-1)
+    v, r = convert_one(src, tier="visualization", quicklook=True)
+    typed = CogResult.model_validate(r)
+    assert typed.model_dump(mode="json") == r and list(typed.model_dump(mode="json")) == list(r)
+    assert all(isinstance(w, TaskWarning) for w in typed.warnings)
+    assert [w.code for w in typed.warnings] == ["DTYPE_64BIT", "TIER_FALLBACK"]
+    assert r["warnings"] == [str(w) for w in typed.warnings] == v["warnings"]
+    assert all(w.startswith(("DTYPE_64BIT: ", "TIER_FALLBACK: ")) for w in r["warnings"])
+    assert r["quicklook"].endswith("f64.png")
+    _, plain = convert_one(src, output=src.parent / "plain")
+    assert "quicklook" not in plain  # the one optional key is left out, not null
+
+
+def test_colliding_and_self_overwriting_outputs_fail_with_their_own_remedy(tmp_path):
+    from geoproc.errors import OutputCollision, UnsafePath
+    from geoproc.jobs import cog
+    from geoproc.model import StageOutput, TaskContext
+
+    src = tmp_path / "in"
+    files = [{"url": str(src / n), "rel": n, "size": 10, "etag": "e"} for n in ("a.tif", "a.tiff")]
+    p = cog.Params(input=str(src), output=str(tmp_path / "out"))
+    first, second = cog.plan_validate(p, StageOutput(None, lambda: iter([{"files": files}])))
+    assert first.params["problem"] is None
+    ctx = TaskContext("0" * 64, "cog", "validate", "t", second.key, 1)
+    with pytest.raises(OutputCollision, match="already maps to") as e:
+        cog.validate(second.params, ctx)
+    assert e.value.code == "OUTPUT_COLLISION" and e.value.remediation == OutputCollision.remediation
+    (own,) = cog.plan_validate(cog.Params(input=str(src), output=str(src)),
+                               StageOutput(None, lambda: iter([{"files": files[:1]}])))
+    with pytest.raises(UnsafePath, match="overwrite its own input") as e:
+        cog.validate(own.params, ctx)
+    assert e.value.code == "UNSAFE_PATH"

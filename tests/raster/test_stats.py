@@ -45,5 +45,5 @@ def test_a_band_without_valid_pixels_has_no_figures():
 
 
 def test_merging_other_bands_is_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"cannot merge statistics of 2 x uint8 into 1 x uint8"):
         BandStats(1, "uint8").merge(BandStats(2, "uint8"))

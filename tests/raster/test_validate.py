@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
+from kit.runner import run_inline
 from rasterio.transform import Affine
 
 from geoproc.errors import (
@@ -16,7 +17,6 @@ from geoproc.errors import (
     TierMismatch,
     UnsupportedRaster,
 )
-from geoproc.model import TaskContext
 from geoproc.raster.io import open_raster
 from geoproc.raster.profiles import resolve_tier
 from geoproc.raster.validate import validate_raster
@@ -31,15 +31,16 @@ def codes(report):
     return {f["code"]: f["severity"] for f in report["findings"]}
 
 
-def handler(path, **params):
-    from geoproc.jobs.cog import validate
+def handler(path, size=None, **params):
+    """The cog job's validate task on ``path``, with the task params its planner makes from ``params``.
 
-    base = {"input": str(path), "rel": "x.tif", "output": "/tmp/never/x.tif", "size": None, "etag": None,
-            "problem": None, "input_crs": None, "target_crs": "EPSG:4326", "strict": False, "raster_type": "auto",
-            "tier": "analysis", "tier_fallback": True, "overview_resampling": None, "reproject_resampling": None,
-            "large_threshold": 2_000_000_000}
-    base.update(params)
-    return validate(base, TaskContext("0" * 64, "cog", "validate", "t", str(path), 1))
+    Only the listing (the list stage's result) is given; ``size`` is the size it reports.
+    """
+    listing = {"files": [{"url": str(path), "rel": "x.tif", "size": size, "etag": None}], "skipped": {},
+               "collection": None}
+    run = run_inline("cog", {"input": str(path), "output": "/tmp/never/x.tif", **params},
+                     given={"list": [listing]}, until="validate")
+    return run.one("validate")
 
 
 def test_clean_dem_passes(raster_factory):
@@ -138,7 +139,7 @@ def test_tier_fit_is_explicit():
     with pytest.raises(TierMismatch):
         resolve_tier("visualization", 1, "float32", fallback=False)
     fb = resolve_tier("visualization", 1, "float32", fallback=True)
-    assert fb.tier == "analysis" and fb.warning.startswith("TIER_FALLBACK")
+    assert fb.tier == "analysis" and fb.warning.code == "TIER_FALLBACK" and str(fb.warning).startswith("TIER_FALLBACK: ")
 
 
 def test_unreadable_inputs_fail_with_codes(tmp_path, raster_factory):
@@ -158,3 +159,24 @@ def test_unreadable_inputs_fail_with_codes(tmp_path, raster_factory):
     assert err.value.code == "CORRUPT_RASTER"
     with pytest.raises(SourceNotFound):
         handler(tmp_path / "missing.tif")
+
+
+def test_one_header_reader_serves_collections_stac_and_inventories(raster_factory, tmp_path):
+    from geoproc.inventory.headers import read_header as inventory_row
+    from geoproc.raster.collection import header as collection_header
+    from geoproc.raster.header import read_header
+    from geoproc.stac import raster_record
+
+    path = raster_factory("h.tif", size=(300, 200), dtype="uint16", nodata=0)
+    h = read_header(str(path))
+    assert (h.driver, h.width, h.height, h.count, h.dtype, h.nodata) == ("GTiff", 300, 200, 1, "uint16", 0.0)
+    assert h.crs and h.crs.startswith("EPSG:") and h.resolution[0] > 0 and h.resolution[1] > 0
+    # each view is built from the same facts
+    assert collection_header(str(path), None, None, None) == {
+        "count": 1, "dtype": "uint16", "crs": h.crs, "resolution": list(h.resolution)}
+    row = inventory_row(str(path), {})
+    assert (row["crs"], row["bands"], row["dtype"], row["nodata"], row["header_error"]) == (h.crs, 1, "uint16", 0.0, None)
+    rec = raster_record(str(path), footprint=False)
+    assert (rec["crs"], rec["shape"], rec["is_cog"]) == (h.crs, [200, 300], h.looks_cog)
+    with pytest.raises(CorruptRaster, match="empty"):
+        read_header(str(tmp_path / "zero.tif"), size=0)

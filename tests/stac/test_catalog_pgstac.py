@@ -7,7 +7,7 @@ import threading
 
 import pystac
 import pytest
-from stac_checks import validate_collection, validate_item
+from kit.stac import validate_collection, validate_item
 
 from geoproc.stac import CollectionStats, StaticCatalog, create_item, raster_record
 from geoproc.stac import pgstac as pg

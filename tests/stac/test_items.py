@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from kit.stac import validate_collection, validate_item
 from shapely.geometry import box, shape
-from stac_checks import validate_collection, validate_item
 
 from geoproc.errors import CrsMissing, InvalidInput
+from geoproc.raster.header import source_datetime
 from geoproc.stac import CollectionStats, create_collection, create_item, item_id, raster_record
 from geoproc.stac.items import choose_datetime, multihash_sha256
 
@@ -173,3 +174,20 @@ def test_collection_is_a_reduction_over_items():
     merged = sa.merge(sb)
     assert merged.extent() == CollectionStats.from_collection(coll).extent()
     assert merged.count == 2
+
+
+def test_file_datetime_rule_prefers_acquisition_and_reads_tiff_and_iso_forms():
+    assert source_datetime({"TIFFTAG_DATETIME": "2023:07:14 09:15:00"}) == "2023-07-14T09:15:00Z"
+    assert source_datetime({"TIFFTAG_DATETIME": "2023:07:14 09:15:00",
+                            "ACQUISITIONDATETIME": "2021-02-03T04:05:06Z"}) == "2021-02-03T04:05:06Z"
+    assert source_datetime({"ACQUISITION_DATETIME": "2021-02-03T06:05:06+02:00"}) == "2021-02-03T04:05:06Z"
+    assert source_datetime({"DATE_TIME": "2020-01-31"}) == "2020-01-31T00:00:00Z"
+    assert source_datetime({"TIFFTAG_DATETIME": "2023:13:40 99:00:00", "DATETIME": "yesterday"}) is None
+    assert source_datetime({}) is None
+
+
+def test_collection_extent_across_the_antimeridian_is_one_short_box():
+    st = CollectionStats()
+    for bbox in ([178.0, -18.0, 179.5, -16.0], [-179.8, -17.0, -178.0, -15.0]):
+        st.add({"bbox": bbox, "properties": {"datetime": "2024-01-01T00:00:00Z"}})
+    assert st.extent()["spatial"]["bbox"] == [[178.0, -18.0, -178.0, -15.0]]  # west > east: it crosses

@@ -8,10 +8,11 @@ import threading
 
 import pystac
 import pytest
+from kit.stac import validate_item
 from shapely.geometry import Point, box, shape
-from stac_checks import validate_item
 
 import geoproc
+from geoproc.errors import InvalidParams
 from geoproc.stac import pgstac as pg
 
 PASSWORD = "hunter2-never-stored"  # trust auth ignores it; it must not reach the ledger
@@ -34,7 +35,7 @@ def test_catalog_job_loads_exactly_the_rasters_and_repairs(dask_cluster, pgstac_
     (src / "notes.txt").write_text("not a raster")
     (src / "broken.tif").write_bytes(b"II*\x00 truncated")
     ledger = f"sqlite:///{tmp_path}/ledger.db"
-    params = dict(source=str(src), stac_collection=collection_id, stac_catalog=str(tmp_path / "catalog"),
+    params = dict(input=str(src), stac_collection=collection_id, stac_catalog=str(tmp_path / "catalog"),
                   pgstac_dsn=_with_password(pgstac_dsn))
     res = geoproc.run("stac_catalog", cluster=dask_cluster, ledger=ledger, **params)
     assert res.status == "completed_with_errors", res.error
@@ -55,8 +56,11 @@ def test_catalog_job_loads_exactly_the_rasters_and_repairs(dask_cluster, pgstac_
     assert sorted(i.id for i in root.get_items(recursive=True)) == ids
 
     before = _rows(pgstac_dsn, collection_id)
-    # a plain re-run lists again (the listing is volatile), builds no item twice, and verifies pgstac
-    again = geoproc.run("stac_catalog", cluster=dask_cluster, ledger=ledger, **params)
+    # a plain re-run lists again (the listing is volatile), builds no item twice, and verifies pgstac;
+    # it is the same job when submitted under the parameter's old name
+    old_names = {("source" if k == "input" else k): v for k, v in params.items()}
+    with pytest.warns(DeprecationWarning, match="'source' is deprecated; use 'input'"):
+        again = geoproc.run("stac_catalog", cluster=dask_cluster, ledger=ledger, **old_names)
     assert again.job_id == res.job_id and again.executed == 1
     assert again.result["pgstac"]["loaded"] == 0 and again.result["pgstac"]["unchanged"] == 6
     assert again.result["collection_upsert"] == "unchanged"
@@ -81,7 +85,7 @@ def test_two_jobs_into_one_collection_lose_nothing(dask_cluster, pgstac_dsn, sma
     def run(name):
         try:
             results[name] = geoproc.run("stac_catalog", cluster=dask_cluster, ledger=f"sqlite:///{tmp_path}/{name}.db",
-                                        source=str(tmp_path / name), stac_collection=collection_id,
+                                        input=str(tmp_path / name), stac_collection=collection_id,
                                         pgstac_dsn=pgstac_dsn, stac_datetime="2023-05-01T00:00:00Z")
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -103,7 +107,7 @@ def test_terra_rasters_through_the_job(dask_cluster, pgstac_dsn, terra_rasters, 
     src.mkdir()
     for name, path in terra_rasters.items():
         shutil.copy(path, src / name)
-    res = geoproc.run("stac_catalog", cluster=dask_cluster, ledger=f"sqlite:///{tmp_path}/l.db", source=str(src),
+    res = geoproc.run("stac_catalog", cluster=dask_cluster, ledger=f"sqlite:///{tmp_path}/l.db", input=str(src),
                       stac_collection=collection_id, pgstac_dsn=pgstac_dsn, stac_datetime="2021-01-01T00:00:00Z")
     assert res.status == "completed_with_errors" and res.result["items"] == 2  # logo.tif has no place on Earth
     with pg.connect(pgstac_dsn) as db:
@@ -121,11 +125,26 @@ def test_terra_rasters_through_the_job(dask_cluster, pgstac_dsn, terra_rasters, 
 @pytest.mark.parametrize("bad", ["postgresql://u:pw@h:5432/d?sslmode=bogus-but-parsed"])
 def test_password_is_moved_out_of_params(bad):
     jt = geoproc.get_job("stac_catalog")
-    model = jt.validate({"source": "/tmp/x", "pgstac_dsn": bad})
+    model = jt.validate({"input": "/tmp/x", "pgstac_dsn": bad})
     stored = jt.normalized(model)
     assert "pw" not in stored["pgstac_dsn"] and "pgstac_password" not in stored
     assert model.pgstac_password.get_secret_value() == "pw"
-    assert jt.job_id(model) == jt.job_id(jt.validate({"source": "/tmp/x", "pgstac_dsn": bad.replace(":pw", ":other")}))
+    assert jt.job_id(model) == jt.job_id(jt.validate({"input": "/tmp/x", "pgstac_dsn": bad.replace(":pw", ":other")}))
+
+
+def test_old_parameter_names_still_work_and_keep_the_job_id():
+    jt = geoproc.get_job("stac_catalog")
+    new = jt.validate({"input": "/tmp/x", "limit": 5})
+    with pytest.warns(DeprecationWarning, match="'source' is deprecated; use 'input'"):
+        old = jt.validate({"source": "/tmp/x", "limit": 5})
+    with pytest.warns(DeprecationWarning, match="'file_limit' is deprecated; use 'limit'"):
+        older = jt.validate({"input": "/tmp/x", "file_limit": 5})
+    assert old.input == older.input == "/tmp/x" and old.limit == older.limit == 5
+    assert jt.normalized(old) == jt.normalized(older) == jt.normalized(new)
+    assert "source" not in jt.normalized(new) and "file_limit" not in jt.normalized(new)
+    assert jt.job_id(old) == jt.job_id(older) == jt.job_id(new)
+    with pytest.raises(InvalidParams, match="'source' is the old name of 'input'; give only 'input'"):
+        jt.validate({"source": "/tmp/x", "input": "/tmp/y"})
 
 
 def test_cog_job_catalogs_its_outputs(dask_cluster, pgstac_dsn, raster_factory, tmp_path, collection_id):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,7 @@ from geoproc.errors import (
 from geoproc.storage import (
     gdal_env,
     gdal_path,
+    join,
     open_fs,
     publish,
     redact,
@@ -49,8 +51,11 @@ def test_redact_removes_sas_and_userinfo():
 
 @pytest.mark.parametrize("bad", ["../x.tif", "a/../../x.tif", "/etc/passwd", "", "C:/x.tif"])
 def test_safe_relative_refuses_escapes(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=rf"^path '{re.escape(bad)}' is (absolute|empty or leaves its prefix)"):
         safe_relative(bad)
+
+
+def test_unsafe_path_is_a_value_error():
     assert issubclass(UnsafePath, ValueError)
 
 
@@ -127,6 +132,28 @@ def test_listing_filters_local(tmp_path):
     with pytest.raises(SourceNotFound):
         list_files(str(tmp_path / "missing"))
 
+
+
+def test_listing_walks_in_path_order_with_change_tokens_and_times(tmp_path):
+    # '-' < '.' < '/' : a directory's files sort between names that share its prefix
+    for name in ("a/x.tif", "a.tif", "a-b.tif", "a0.tif"):
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x" * 7)
+    files, _ = list_files(str(tmp_path))
+    assert [f.rel for f in files] == sorted(f.rel for f in files) == ["a-b.tif", "a.tif", "a/x.tif", "a0.tif"]
+    st = os.stat(tmp_path / "a" / "x.tif")
+    entry = files[2]
+    assert entry.etag == f"7-{st.st_mtime}"  # size and the file system's own stamp: stable across runs
+    assert entry.last_modified == datetime.fromtimestamp(st.st_mtime, UTC)
+    assert entry.to_dict() == {"url": str(tmp_path / "a" / "x.tif"), "rel": "a/x.tif", "size": 7,
+                               "etag": entry.etag}
+
+
+def test_join_takes_one_or_more_parts():
+    assert join("az://c/p/", "a.tif") == "az://c/p/a.tif"
+    assert join("az://c/p/", "inventory.parquet", "part-00000.parquet") == "az://c/p/inventory.parquet/part-00000.parquet"
+    assert join("/data", "/x.tif") == "/data/x.tif"
 
 # --- Azurite ---------------------------------------------------------------------------------------------
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-
-from .conftest import CASES, NODATA, reference_warp, run_inline
+from kit.rasters import CASES, NODATA, reference_warp
+from kit.runner import large_raster as run_inline
 
 TOL = 1.0  # bilinear, gradients below 0.6/px: GDAL's approximate transformer moves samples by < 0.125 px
 EDGE_PIXELS = 0.002  # share of pixels whose valid/nodata state may differ (the footprint's rim only)
@@ -89,7 +89,7 @@ def test_halo_tiles_overlap_with_identical_pixels(smooth_raster, tmp_path):
 def test_nodata_holes_in_the_source_stay_holes(raster_factory, tmp_path):
     """Tiles whose source window holds nodata warp with the masked kernel, the others without it:
     both must agree with the whole-raster warp, hole edges included."""
-    from .conftest import smooth
+    from kit.rasters import smooth
 
     crs, bounds = CASES["utm33"]
     data = smooth(2, 1024, 1024)

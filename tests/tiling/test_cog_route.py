@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import rasterio
+from kit.rasters import NODATA, smooth
 
 import geoproc
 from geoproc.raster.validate import crs_string
-
-from .conftest import NODATA, smooth
 
 
 def test_large_input_takes_the_tiled_route_and_matches_the_single_path(raster_factory, tmp_path, dask_cluster):
@@ -55,7 +54,8 @@ def test_large_input_takes_the_tiled_route_and_matches_the_single_path(raster_fa
 
 def test_windowed_route_counts_the_statistics_of_its_file(raster_factory, tmp_path):
     """tiled_cog counts the tiles it writes; those counts are the COG's own statistics."""
-    from geoproc.raster.mosaic import cog_options, tiled_cog
+    from geoproc.raster.assemble import tiled_cog
+    from geoproc.raster.profiles import cog_options
     from geoproc.raster.stats import band_stats
 
     yy, xx = np.mgrid[0:1500, 0:1400]

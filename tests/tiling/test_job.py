@@ -8,11 +8,12 @@ import time
 import numpy as np
 import pytest
 import rasterio
+from kit.rasters import NODATA, reference_warp
 
 import geoproc
+from geoproc.errors import TaskWarning
+from geoproc.jobs.large_raster_tasks import AssemblyResult, TileResult
 from geoproc.raster.stats import band_stats
-
-from .conftest import NODATA, reference_warp
 
 
 def test_job_writes_a_valid_single_cog_on_the_cluster(dask_cluster, smooth_raster, tmp_path):
@@ -53,6 +54,15 @@ def test_resume_reruns_only_missing_tiles(dask_cluster, smooth_raster, tmp_path)
     tiles = led.list_tasks(first.job_id, stage=1, limit=None)
     assert len(tiles) == first.result["tiling"]["tiles"] >= 4
     assert all(t["key"].startswith("r") and "c" in t["key"] for t in tiles)
+    # the stored results are the JSON of the typed results (tile COGs: their check's facts and warnings)
+    for t in tiles:
+        typed = TileResult.model_validate(t["result"])
+        assert typed.model_dump(mode="json") == t["result"] and typed.url and typed.overviews is not None
+        assert all(isinstance(w, TaskWarning) for w in typed.warnings)
+    (assembly,) = led.list_tasks(first.job_id, stage=2, limit=None)
+    mosaic = AssemblyResult.model_validate(assembly["result"])
+    assert mosaic.model_dump(mode="json") == assembly["result"] and mosaic.mode == "tiles"
+    assert mosaic.tiles == len(mosaic.items) == len(tiles) and "output" not in assembly["result"]
     # lose one tile (as after a driver kill mid-stage), then run again: only that tile is computed
     victim = tiles[0]
     led.reset_tasks(first.job_id, task_ids=[victim["task_id"]])
@@ -76,9 +86,8 @@ def test_raster_four_times_the_worker_memory_completes_under_the_limit(tmp_path)
     asserted on the measured peak instead.
     """
     from dask.distributed import Client, LocalCluster
+    from kit.rasters import smooth
     from rasterio.transform import from_bounds
-
-    from .conftest import smooth
 
     bands, size = 1, 8192  # 8192 x 8192 float32 = 256 MiB, written in strips
     path = tmp_path / "big.tif"
@@ -101,7 +110,7 @@ def test_raster_four_times_the_worker_memory_completes_under_the_limit(tmp_path)
         import rasterio.warp  # noqa: F401
         import rio_cogeo.cogeo  # noqa: F401
 
-        import geoproc.jobs.tiled  # noqa: F401 - the handler's imports, as a task would load them
+        import geoproc.jobs.large_raster_tasks  # noqa: F401 - the handlers' imports, as a task would load them
 
         gc.collect()
         return rss()

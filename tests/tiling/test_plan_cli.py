@@ -8,7 +8,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from geoproc.cli import app
-from geoproc.jobs import tiled
+from geoproc.jobs import large_raster
 
 
 def test_plan_prints_the_plan_and_writes_geojson_and_png(smooth_raster, tmp_path):
@@ -23,8 +23,8 @@ def test_plan_prints_the_plan_and_writes_geojson_and_png(smooth_raster, tmp_path
     assert "memory per task" in res.output and "bytes to read" in res.output
     assert not (tmp_path / "out").exists()  # nothing ran
 
-    plan = tiled.make_plan(tiled.Params(input=str(path), output=str(tmp_path / "out"), target_crs="EPSG:3857",
-                                        tile_size=512), None)
+    plan = large_raster.make_plan(large_raster.Params(input=str(path), output=str(tmp_path / "out"),
+                                                      target_crs="EPSG:3857", tile_size=512), None)
     feats = json.loads(gj.read_text())["features"]
     assert [f["id"] for f in feats] == [t.key for t in plan.tiles()] and len(feats) > 1
     assert [f["properties"]["window"] for f in feats] == [list(t.outer) for t in plan.tiles()]
@@ -46,4 +46,5 @@ def test_plan_prints_the_plan_and_writes_geojson_and_png(smooth_raster, tmp_path
 
 def test_plan_refuses_other_jobs():
     res = CliRunner().invoke(app, ["plan", "hello_world"])
-    assert res.exit_code != 0
+    assert res.exit_code == 2, res.output  # invalid parameters, not a crash
+    assert isinstance(res.exception, SystemExit) and "plans large_raster jobs only" in res.output

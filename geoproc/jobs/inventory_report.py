@@ -7,19 +7,9 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
+from ..units import human_bytes
+
 TOP = 15
-
-
-def human_bytes(n: int | None) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def _counts(title: str, table: dict[str, dict[str, int]], total_bytes: int) -> Table:

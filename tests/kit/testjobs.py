@@ -1,7 +1,8 @@
-"""Job types used only by the engine tests: a handler that rejects some inputs as invalid.
+"""Job types used only by the engine tests: a handler that rejects some inputs as invalid, and a fan-out.
 
-The module registers itself on import; the ``engine_client`` fixture uploads it to the Dask workers
-so that their handler registry knows it too.
+The module registers itself on import and imports nothing from the test kit: the ``engine_client``
+fixture uploads this one file to the Dask workers (as the module ``testjobs``), and importing it there
+fills their handler registry too.
 """
 
 from __future__ import annotations
@@ -100,7 +101,3 @@ ALL_HANDLERS["testjobs.measure"] = measure
 ALL_JOBS["test_partial"] = _job("test_partial", PARTIAL_OK)
 ALL_JOBS["test_strict"] = _job("test_strict", ALL_OR_NOTHING)
 ALL_HANDLERS["testjobs.check"] = check
-
-
-def register_on_worker():
-    import testjobs  # noqa: F401  (uploaded with client.upload_file)

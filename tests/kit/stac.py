@@ -1,4 +1,4 @@
-"""Validators every STAC test uses: stac-pydantic (offline) and a pystac read-back."""
+"""Validators every STAC test applies: stac-pydantic (offline) and a pystac read-back."""
 
 from __future__ import annotations
 

@@ -1,0 +1,100 @@
+"""The ``stac`` stage a job that writes rasters appends, and the item task both STAC jobs share.
+
+The stage follows a stage whose results are raster records (the ``cog`` stage) with lineage, so item
+i is built as soon as output i exists, straight from that task's result: no raster is read again.
+When the job's :class:`~geoproc.stac.publish.StacOptions` ask for no catalog, it plans no tasks.
+Its aggregate, :func:`catalog_items`, loads pgstac and writes the collection on the driver; the
+``stac_catalog`` job's item stage ends the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import NO_PREDECESSOR_RESULT, TaskError
+from ..model import JSON, STORAGE_RETRY, Stage, TaskContext, TaskSpec
+from ..stac import StaticCatalog, create_item, item_id
+from ..stac.publish import default_collection_id
+from ..stac.publish import publish as load_catalog
+from ..storage import open_fs, redact
+from ..units import utc_iso
+
+log = logging.getLogger(__name__)
+
+
+def item_result(record: JSON, ctx: TaskContext, *, collection: str, id: str, datetime: str | None,
+                catalog: str | None) -> JSON:
+    """An item task's result: the STAC item of one raster record, written to the static catalog if asked.
+
+    Both STAC jobs end their item tasks here, so an item built from a ``cog`` result and one built from
+    a header carry the same job fields and land in the catalog the same way.
+    """
+    item = create_item(record, collection=collection, id=id, datetime=datetime, job_id=ctx.job_id,
+                       job_type=ctx.job_type)
+    out: JSON = {"id": item["id"], "item": item}
+    if catalog:
+        out["href"] = StaticCatalog(catalog, ctx.storage_options).write_item(item)
+    return out
+
+
+def collection_id(params: Any, root: str) -> str:
+    """The collection the items go to: ``stac_collection``, else one named after ``root``."""
+    return params.stac_collection or default_collection_id(root)
+
+
+def catalog_items(params: Any, root: str, results: Iterator[JSON]) -> JSON:
+    """Driver side: load pgstac and write the collection from the stream of completed item tasks."""
+    return load_catalog(params, collection_id(params, root), (r["item"] for r in results))
+
+
+def _relative(output: str, prefix: str) -> str:
+    base = prefix.rstrip("/")
+    return output[len(base):].lstrip("/") if output.startswith(base + "/") else output.rsplit("/", 1)[-1]
+
+
+def _last_modified(url: str, storage_options: dict[str, Any]) -> str | None:
+    """The source's last-modified time (the datetime of last resort), or None when unknown."""
+    try:
+        fs, path = open_fs(url, storage_options)
+        info = fs.info(path)
+    except Exception:  # noqa: BLE001 - no time is better than a failed item; the datetime rule goes on
+        log.warning("no last-modified time for %s; the item's datetime must come from elsewhere", redact(url),
+                    exc_info=True)
+        return None
+    return utc_iso(info.get("last_modified") or info.get("mtime"))
+
+
+def build_item(params: JSON, ctx: TaskContext) -> JSON:
+    """Build the item of one output from its predecessor's result; write it to the static catalog."""
+    record = dict(ctx.predecessor or {})
+    if not record.get("output"):
+        raise TaskError(f"stac task {ctx.key} received no raster record from its predecessor",
+                        code=NO_PREDECESSOR_RESULT)
+    if not (params.get("datetime") or record.get("datetime")) and record.get("input"):
+        record.setdefault("last_modified", _last_modified(record["input"], ctx.storage_options))
+    return item_result(record, ctx, collection=params["collection"],
+                       id=item_id(_relative(record["output"], params["output_prefix"])),
+                       datetime=params.get("datetime"), catalog=params.get("catalog"))
+
+
+def plan_items(params: Any, previous_keys: list[str]) -> Iterator[TaskSpec]:
+    if not params.wants_stac:
+        return
+    for key in previous_keys:
+        yield TaskSpec(key=key, parent=key, params={
+            "collection": collection_id(params, params.output), "output_prefix": params.output,
+            "catalog": params.stac_catalog, "datetime": params.stac_datetime})
+
+
+def catalog_outputs(params: Any, results: Iterator[JSON]) -> JSON | None:
+    if not params.wants_stac:
+        return None
+    return catalog_items(params, params.output, results)
+
+
+STAGE = Stage("stac", handler="stac.item", plan=plan_items, aggregate=catalog_outputs, lineage=True,
+              retry=STORAGE_RETRY,
+              description="one STAC item per output (stac_catalog / pgstac_dsn); then load pgstac and write the collection")
+HANDLERS = {"stac.item": build_item}

@@ -1,0 +1,66 @@
+"""glibc heap tuning for GDAL's large buffers: reuse freed memory while converting, give it back after.
+
+Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also pins glibc's mmap
+threshold at 128 KiB: every tile buffer GDAL allocates is then a fresh ``mmap`` that the kernel
+zero-fills (a 6000 x 6000 x 3 conversion took about a quarter more CPU time, most of it system time,
+than in a plain process). :func:`heap_for_gdal` lifts that threshold for the duration of a conversion;
+:func:`release_memory` returns freed heap pages to the OS between the phases of a long task, so one
+phase's garbage does not stay in the worker's footprint while the next runs. Both are no-ops off glibc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_DEFAULT_MMAP_THRESHOLD = 128 * 1024  # glibc's own default
+_LIBC: ctypes.CDLL | None | bool = False  # False: not looked up yet
+
+
+def _libc() -> ctypes.CDLL | None:
+    """This process's glibc when it has ``mallopt`` and ``malloc_trim``, else None (looked up once)."""
+    global _LIBC
+    if _LIBC is False:
+        try:
+            lib = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+            _LIBC = lib if lib is not None and hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim") else None
+        except OSError:
+            _LIBC = None
+    return _LIBC  # type: ignore[return-value]
+
+
+def release_memory() -> None:
+    """Give freed heap pages back to the OS (glibc ``malloc_trim``); a no-op elsewhere."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@contextmanager
+def heap_for_gdal(mmap_threshold: int = 32 << 20) -> Iterator[None]:
+    """Let glibc reuse freed heap memory for GDAL's block buffers below ``mmap_threshold`` bytes.
+
+    Only inside workers started with ``MALLOC_TRIM_THRESHOLD_`` (see the module docstring); the
+    setting is process-wide, so the worker's values are restored afterwards and the freed memory is
+    given back to the OS.
+    """
+    libc = _libc() if os.environ.get("MALLOC_TRIM_THRESHOLD_") is not None else None
+    if libc is None:
+        yield
+        return
+    trim = int(os.environ.get("MALLOC_TRIM_THRESHOLD_") or _DEFAULT_MMAP_THRESHOLD)
+    libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+    libc.mallopt(_M_TRIM_THRESHOLD, max(trim, 2 * mmap_threshold))
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, trim)
+        release_memory()

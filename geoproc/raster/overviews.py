@@ -1,0 +1,99 @@
+"""The overview pyramid, computed level by level in bounded memory with GDAL's resampling kernels.
+
+Overviews halve the raster until its long side fits in one 512 x 512 block (:func:`overview_levels`),
+so a raster that already fits gets none. :func:`build_overview_levels` computes each level from the
+previous one (the first from the full-resolution mosaic), one 512 x 512 output window at a time, so
+memory is one window whatever the raster size. Overviews are never written through a Dask array
+writer (rioxarray#410: empty overviews).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
+
+from .profiles import BLOCKSIZE
+from .writers import mem_dataset
+
+log = logging.getLogger(__name__)
+
+
+def overview_levels(width: int, height: int, blocksize: int = BLOCKSIZE) -> int:
+    """Number of 2x overview levels until the long side fits in one block (0 for one-block rasters)."""
+    n = 0
+    while max(width, height) / 2**n > blocksize:
+        n += 1
+    return n
+
+
+OVERVIEW_MARGIN = 8  # source pixels read around each window: the widest kernel (lanczos, 3 px at 2x) and more
+WINDOW_BYTES = 4 * 2**20  # bytes of source pixels one overview step holds (bands are split to fit)
+
+
+def build_overview_levels(src_path: str, work_dir: str, *, levels: int, resampling: str,
+                          nodata: float | None, window_bytes: int = WINDOW_BYTES) -> list[str]:
+    """Compute ``levels`` 2x overviews of ``src_path``, each from the previous one, window by window.
+
+    Level *k* is a tiled GeoTIFF ``ovr{k}.tif`` of ``ceil(size / 2)`` pixels of level *k - 1*. Every
+    512 x 512 output window is computed from its 1024 x 1024 source window plus a margin of
+    :data:`OVERVIEW_MARGIN` pixels (so kernels wider than 2 pixels see their neighbours and windows join
+    without seams), resampled by GDAL (``resampling``: nearest, average, mode, bilinear, cubic, ...;
+    nodata pixels are left out as GDAL's overview builder does). Bands are processed in groups whose
+    source window fits ``window_bytes``.
+
+    Returns:
+        The level files, largest first.
+    """
+    paths: list[str] = []
+    prev = src_path
+    for k in range(1, levels + 1):
+        out = os.path.join(work_dir, f"ovr{k}.tif")
+        with rasterio.open(prev) as src:
+            w, h = (src.width + 1) // 2, (src.height + 1) // 2
+            dtype, count = src.dtypes[0], src.count
+            side = 2 * BLOCKSIZE + 2 * OVERVIEW_MARGIN
+            group = max(1, window_bytes // (side * side * np.dtype(dtype).itemsize))
+            with rasterio.open(out, "w", driver="GTiff", width=w, height=h, count=count, dtype=dtype, nodata=nodata,
+                               tiled=True, blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, compress="NONE",
+                               interleave="band", bigtiff="IF_SAFER") as dst:
+                for y0 in range(0, h, BLOCKSIZE):
+                    for x0 in range(0, w, BLOCKSIZE):
+                        win = (x0, y0, min(BLOCKSIZE, w - x0), min(BLOCKSIZE, h - y0))
+                        for b0 in range(0, count, group):
+                            bands = list(range(b0 + 1, min(count, b0 + group) + 1))
+                            dst.write(_downsample(src, bands, win, resampling, nodata), indexes=bands,
+                                      window=Window(*win))
+        paths.append(out)
+        prev = out
+    return paths
+
+
+def _downsample(src: Any, bands: list[int], win: tuple[int, int, int, int], resampling: str,
+                nodata: float | None) -> np.ndarray:
+    """Output window ``win`` of the 2x overview of ``src``: its source window with a margin, resampled."""
+    x0, y0, w, h = win
+    m = OVERVIEW_MARGIN  # even, so the padded window keeps the 2x grid
+    X0, Y0, X1, Y1 = 2 * x0 - m, 2 * y0 - m, 2 * (x0 + w) + m, 2 * (y0 + h) + m
+    sx0, sy0, sx1, sy1 = max(0, X0), max(0, Y0), min(src.width, X1), min(src.height, Y1)
+    data = src.read(bands, window=Window(sx0, sy0, sx1 - sx0, sy1 - sy0))
+    pad = ((0, 0), (sy0 - Y0, Y1 - sy1), (sx0 - X0, X1 - sx1))  # outside the raster: nodata (or the edge)
+    if any(a or b for a, b in pad):
+        data = (np.pad(data, pad, mode="edge") if nodata is None
+                else np.pad(data, pad, constant_values=np.asarray(nodata).astype(data.dtype)))
+    if resampling == "nearest":  # GDAL's overview builder takes the top-left pixel of each 2 x 2 cell
+        small = data[:, 0::2, 0::2]
+    else:
+        with warnings.catch_warnings():  # a bare pixel array: no georeference is needed to resample it
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            mem = mem_dataset(data, None, (1, 0, 0, 0, 1, 0), nodata)
+        with mem:
+            small = mem.read(out_shape=(len(bands), h + m, w + m), resampling=Resampling[resampling])
+    return small[:, m // 2:m // 2 + h, m // 2:m // 2 + w]
