@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import Driver
-from .errors import GeoprocError, JobDefinitionError, JobNotFound
+from .errors import GeoprocError, InvalidSetting, JobDefinitionError, JobNotFound
 from .jobs import ALL_HANDLERS, get_job
 from .ledger import JobRecord, Ledger, open_ledger
 from .model import JobType
-from .settings import Settings
+from .settings import Settings, check_cluster
 from .spec import load_spec, resolve
 from .status import RETRYABLE, JobStatus, TaskStatus
 
@@ -117,16 +117,28 @@ def handlers_for(jt: JobType) -> dict[str, Any]:
     return {st.handler: ALL_HANDLERS[st.handler] for st in jt.stages}
 
 
+def check_run_options(cluster: Any, workers: int | None) -> None:
+    """Refuse a cluster or worker count geoproc cannot use before anything is recorded or started."""
+    if isinstance(cluster, str):
+        check_cluster(cluster)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256):
+        raise InvalidSetting(f"workers={workers!r}: the number of local worker processes must be 1 to 256")
+
+
 def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: str | Ledger | None = None,
-        force: bool = False, wait: bool = True, on_event: Callable[[str, dict], None] | None = None,
-        settings: Settings | None = None, _keep_failed: bool = False, **params: Any) -> JobResult:
+        force: bool = False, verify: bool = False, wait: bool = True,
+        on_event: Callable[[str, dict], None] | None = None, settings: Settings | None = None,
+        _keep_failed: bool = False, **params: Any) -> JobResult:
     """Run a job to completion and return its :class:`JobResult`.
 
     ``job`` is a registered job type (``"hello_world"``) or a spec file path. Submitting a finished job
-    returns its stored result without computing anything; an unfinished one resumes.
+    returns its stored result without computing anything; an unfinished one resumes. Outputs of
+    completed tasks are checked first (present, same size; ``verify`` also re-hashes them), and a task
+    whose output is gone or changed runs again.
     """
     t0 = time.perf_counter()
     settings = settings or Settings()
+    check_run_options(cluster, workers)
     name, raw = resolve(job, params)
     jt = get_job(name)
     model = jt.validate(raw)
@@ -142,7 +154,8 @@ def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: st
 
     try:
         driver = Driver(jt, model, led, handlers=handlers_for(jt), settings=settings, cluster=cluster,
-                        workers=workers, force=force, wait=wait, on_event=sink, keep_failed=_keep_failed)
+                        workers=workers, force=force, verify=verify, wait=wait, on_event=sink,
+                        keep_failed=_keep_failed)
         record, cached = driver.run()
         return job_summary(led, record, cached=cached, executed=driver.executed,
                            wall_time=time.perf_counter() - t0, dashboard=dashboard.get("link"))
@@ -262,7 +275,7 @@ def retry(job_id: str, *, task_ids: list[str] | None = None, ledger: str | None 
 def status(job_id: str, ledger: str | None = None) -> JobResult:
     """The current state of a job (by id or unambiguous prefix) from the ledger."""
     settings = Settings()
-    led = open_ledger(ledger or settings.ledger, settings)
+    led = open_ledger(ledger or settings.ledger, settings, read_only=True)
     try:
         return job_summary(led, led.find_job(job_id), with_metrics=True)
     finally:

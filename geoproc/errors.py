@@ -8,6 +8,8 @@
     │   ├── InvalidParams          (ValueError) a parameter failed its schema
     │   ├── JobNotFound            (LookupError) no such job id in the ledger
     │   ├── SpecFileError          (ValueError) a job spec file could not be read
+    │   ├── InvalidSetting         (ValueError) a GEOPROC_* setting or a command-line option is out of range
+    │   ├── LedgerNotFound         (LookupError) a read-only command named a ledger that does not exist
     │   └── JobBusy                another live driver holds the job and we were told not to wait
     ├── TaskError                  raised by handlers; carries a code and a remediation sentence
     │   ├── InvalidInput           (ValueError) bad data: never retried, the task is quarantined
@@ -105,6 +107,14 @@ class JobNotFound(UserError, LookupError):
 
 class SpecFileError(UserError, ValueError):
     """A job spec file is missing, unreadable or malformed."""
+
+
+class InvalidSetting(UserError, ValueError):
+    """A ``GEOPROC_*`` setting or a command-line option has a value geoproc cannot use."""
+
+
+class LedgerNotFound(UserError, LookupError):
+    """A command that only reads the ledger was pointed at a ledger that does not exist."""
 
 
 class JobBusy(UserError):

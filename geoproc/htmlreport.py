@@ -273,7 +273,7 @@ def write_html_report(job_id: str, out: str | Path, *, ledger: str | Ledger | No
     ``storage_options`` are the credentials used to read quicklooks on remote storage; by default they
     are resolved from the environment like a job run's.
     """
-    led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger)
+    led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger, read_only=True)
     try:
         page = render_html(led, job_id, storage_options=storage_options if storage_options is not None
                            else resolve_storage_options())

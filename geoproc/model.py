@@ -17,6 +17,8 @@ Handlers are plain functions ``handler(params: dict, ctx: TaskContext) -> dict``
 from __future__ import annotations
 
 import re
+import types
+import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +56,8 @@ class JobParams(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _rename_deprecated(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            _refuse_booleans_as_numbers(cls, data)
         if not isinstance(data, Mapping) or not any(old in data for old in cls.deprecated_aliases):
             return data
         data = dict(data)
@@ -65,6 +69,29 @@ class JobParams(BaseModel):
             warnings.warn(f"parameter {old!r} is deprecated; use {new!r}", DeprecationWarning, stacklevel=2)
             data[new] = data.pop(old)
         return data
+
+
+def _refuse_booleans_as_numbers(model: type[BaseModel], data: Mapping[str, Any]) -> None:
+    """pydantic reads ``true`` as 1 for a number field; `--set n=true` is a mistake, not a count of one."""
+    bad = []
+    for name, f in model.model_fields.items():
+        value = data.get(name)
+        if isinstance(value, bool) and _numeric(f.annotation):
+            bad.append(f"{name}={str(value).lower()}: a number is expected, not a boolean")
+    if bad:
+        raise ValueError("; ".join(bad))
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field takes numbers and not booleans (``int``, ``float``, ``int | None``, ByteSize...)."""
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        kinds = [annotation]
+    elif origin in (typing.Union, types.UnionType):
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+    else:
+        return False
+    return all(isinstance(k, type) and issubclass(k, int | float) and not issubclass(k, bool) for k in kinds)
 
 
 def _as_warning(value: Any) -> Any:
@@ -162,7 +189,11 @@ class StageOutput:
         return self._results()
 
 
+#: task param set on a task that runs again because its output is gone or changed: a handler that keeps
+#: an existing output it recognises (the cog job's reuse) must replace it instead
+REMAKE = "remake_outputs"
 Planner = Callable[[Any, Any], Iterable[TaskSpec]]
+WrittenFile = tuple[str, int | None, str | None]  # (url, size in bytes, hex sha256) of a file a task wrote
 Aggregator = Callable[[Any, Iterator[JSON]], JSON]
 
 
@@ -181,6 +212,10 @@ class Stage:
     ``heavy`` tasks get one Dask task each; light ones are batched. A ``volatile`` stage observes the
     outside world (a container listing): it runs again on every submission, even of a completed job,
     so that new or changed inputs get tasks of their own while completed ones are still skipped.
+    ``outputs(params, result)`` names the files a completed task's work lives on, as ``(url, size,
+    sha256)`` (size and sha256 may be None): before such a task is skipped they are checked (present,
+    same size; re-hashed with ``verify``), and a task whose file is gone or changed runs again with
+    ``params[REMAKE]`` set.
     """
 
     name: str
@@ -192,6 +227,7 @@ class Stage:
     volatile: bool = False
     retry: RetryPolicy = RetryPolicy()
     description: str = ""
+    outputs: Callable[[Any, JSON], Iterable[WrittenFile]] | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +267,9 @@ class JobType:
                 if err["type"] == "extra_forbidden":
                     allowed = ", ".join(self.params.model_fields)
                     problems.append(f"{loc}: unknown parameter; allowed: {allowed}")
+                    continue
+                if not err["loc"]:  # a check of the params as a whole names its fields itself
+                    problems.append(err["msg"].removeprefix("Value error, "))
                     continue
                 value = err.get("input")
                 problems.append(f"{loc}={value!r}: {err['msg']}{_bounds_hint(self.params, loc)}")

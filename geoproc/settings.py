@@ -20,10 +20,24 @@ A *batch* is the engine's unit of submission: the ledger tasks one Dask task run
 
 from __future__ import annotations
 
+import re
 import warnings
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import InvalidSetting
+
+_CLUSTER_ADDRESS = re.compile(r"^(tcp|tls|ucx|inproc)://[^\s/]+$")
+CLUSTER_CHOICES = "local, kubernetes, or a scheduler address tcp://HOST:PORT"
+
+
+def check_cluster(spec: str) -> str:
+    """``spec`` if it names a cluster geoproc can use, else :class:`InvalidSetting` naming the choices."""
+    if spec in ("local", "kubernetes") or _CLUSTER_ADDRESS.match(spec):
+        return spec
+    raise InvalidSetting(f"cluster {spec!r} is not a cluster; use {CLUSTER_CHOICES}")
 
 
 class Settings(BaseSettings):
@@ -53,6 +67,20 @@ class Settings(BaseSettings):
     # deprecated spelling of ``batches_per_worker``; read only to be moved there
     chunks_per_worker: int | None = Field(None, ge=1, exclude=True, repr=False)
 
+    def __init__(self, **values: Any):
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise InvalidSetting(_problems(exc)) from None
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, v: str) -> str:
+        try:
+            return check_cluster(v)
+        except InvalidSetting as exc:
+            raise ValueError(str(exc).removeprefix("cluster ")) from None
+
     @model_validator(mode="after")
     def _deprecated_names(self) -> Settings:
         if self.chunks_per_worker is not None:
@@ -62,3 +90,16 @@ class Settings(BaseSettings):
                 self.batches_per_worker = self.chunks_per_worker
             self.chunks_per_worker = None
         return self
+
+
+def _problems(exc: ValidationError) -> str:
+    """One line naming each bad variable, its value and what it must be."""
+    out = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        field = Settings.model_fields.get(name)
+        var = (field.validation_alias if field is not None and isinstance(field.validation_alias, str)
+               else f"GEOPROC_{name.upper()}")
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(f"{var}={err.get('input')!r}: {msg[0].lower() + msg[1:]}")
+    return "; ".join(out)

@@ -32,6 +32,7 @@ from typer.core import TyperGroup
 
 from ..errors import GeoprocError
 from ..logs import configure_logging, level_for
+from ..settings import Settings
 from ..version import __version__
 from . import info, running, views
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_STATUS, EXIT_USAGE, INTERRUPTED, err, exit_code
@@ -61,6 +62,7 @@ def _options(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
                                                   help="Log more to stderr: -v INFO, -vv DEBUG "
                                                        "(default: GEOPROC_LOG_LEVEL, else WARNING).")] = 0) -> None:
     configure_logging(level_for(verbose, os.environ.get("GEOPROC_LOG_LEVEL")))
+    Settings()  # every GEOPROC_* variable is checked before any command starts: one line, exit 2
     # Python hides DeprecationWarnings outside __main__; a CLI user must see that a name is going away
     warnings.filterwarnings("default", message=r".*is deprecated; use ", category=DeprecationWarning)
     log.debug("geoproc %s, logging at %s", __version__, logging.getLevelName(logging.getLogger("geoproc").level))

@@ -35,6 +35,8 @@ SetOpt = Annotated[list[str], typer.Option("--set", "-s", help="Parameter as key
 ClusterOpt = Annotated[str | None, typer.Option(help="local, tcp://HOST:PORT, or kubernetes.")]
 WorkersOpt = Annotated[int | None, typer.Option(help="Worker processes for a local cluster.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Re-run every task, even completed ones.")]
+VerifyOpt = Annotated[bool, typer.Option("--verify", help="Re-hash the outputs of completed tasks against their "
+                                                          "recorded sha256 (sizes are always checked).")]
 JobIdArg = Annotated[str, typer.Argument(help="Job id or unambiguous prefix.")]
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -22,6 +23,7 @@ from .common import (
     EXIT_STATUS,
     ClusterOpt,
     ForceOpt,
+    VerifyOpt,
     JobIdArg,
     JsonOpt,
     LedgerOpt,
@@ -67,6 +69,8 @@ class ProgressView:
                                                                   completed=data["done"])
             else:
                 self.progress.update(bar, total=data["total"], completed=data["done"])
+        elif kind == "notice":
+            err.print(escape(data["message"]))
         elif kind == "progress" and data["stage"] in self.bars:
             self.progress.advance(self.bars[data["stage"]], data["done"])
 
@@ -116,11 +120,12 @@ def run(
     workers: WorkersOpt = None,
     ledger: LedgerOpt = None,
     force: ForceOpt = False,
+    verify: VerifyOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a job (or resume it); a finished job returns its stored result at once."""
     run_and_report(lambda view: api.run(job, cluster=cluster, workers=workers, ledger=ledger, force=force,
-                                        on_event=view, **parse_sets(set_)), as_json)
+                                        verify=verify, on_event=view, **parse_sets(set_)), as_json)
 
 
 def cog(
@@ -133,12 +138,13 @@ def cog(
     workers: WorkersOpt = None,
     ledger: LedgerOpt = None,
     force: ForceOpt = False,
+    verify: VerifyOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert rasters to Cloud-Optimized GeoTIFFs: short for `geoproc run cog --set input=SRC ...`."""
     params = {"input": src, "output": dst, "target_crs": target_crs, "tier": tier, **parse_sets(set_)}
     run_and_report(lambda view: api.run("cog", cluster=cluster, workers=workers, ledger=ledger, force=force,
-                                        on_event=view, **params), as_json)
+                                        verify=verify, on_event=view, **params), as_json)
 
 
 def failed_task_ids(job_id: str, ledger: str | None) -> tuple[str, list[str]]:

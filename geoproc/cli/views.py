@@ -21,7 +21,7 @@ TASK_KEYS = ("task_id", "stage_name", "key", "status", "attempts", "error_kind",
 
 def status(job_id: JobIdArg, ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
     """Show a job: status, per-stage task counts, progress, durations, first errors."""
-    led = open_ledger(ledger)
+    led = open_ledger(ledger, read_only=True)
     job = led.find_job(job_id)
     res = api.job_summary(led, job, with_metrics=True)
     failed = led.list_tasks(job.job_id, status=TaskStatus.FAILED, limit=5)
@@ -49,7 +49,7 @@ def jobs(status: Annotated[str | None, typer.Option(help="Only jobs with this st
          ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
     """List recent jobs, filtered by status, type, time range or output footprint."""
     box = parse_bbox(bbox)
-    led = open_ledger(ledger)
+    led = open_ledger(ledger, read_only=True)
     rows = led.list_jobs(status=status, job_type=type_, limit=limit, since=parse_since(since),
                          until=parse_since(until), bbox=box)
     if as_json:
@@ -68,7 +68,7 @@ def tasks(job_id: JobIdArg,
           limit: Annotated[int, typer.Option(help="Most tasks to show.")] = 50,
           ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
     """List a job's tasks; failed ones show their error code, and quarantined ones (invalid input) too."""
-    led = open_ledger(ledger)
+    led = open_ledger(ledger, read_only=True)
     job = led.find_job(job_id)
     rows = led.list_tasks(job.job_id, status=status, limit=limit, error_kind=INVALID if quarantined else None)
     if as_json:
@@ -84,7 +84,7 @@ def tasks(job_id: JobIdArg,
 
 def events(job_id: JobIdArg, ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
     """Show a job's event trail (runs, stages, failures, cancellations, lease takeovers)."""
-    led = open_ledger(ledger)
+    led = open_ledger(ledger, read_only=True)
     job = led.find_job(job_id)
     rows = led.events(job.job_id)
     if as_json:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +23,11 @@ from pydantic import BaseModel
 from .. import ids
 from ..errors import JobDefinitionError
 from ..ledger import Ledger
-from ..model import JobType, Stage, StageOutput, TaskSpec
+from ..model import REMAKE, JobType, Stage, StageOutput, TaskSpec
 from ..settings import Settings
 from ..status import TaskStatus
+from ..storage.outputs import missing_or_changed
+from ..storage.urls import redact
 from .lease import EventSink
 from .worker import Item
 
@@ -63,9 +65,12 @@ class Planner:
     """Plans a job's pipelines into the ledger and cuts their pending tasks into batches."""
 
     def __init__(self, ledger: Ledger, job_type: JobType, params: BaseModel, job_id: str, *,
-                 settings: Settings, keep_failed: bool, emit: EventSink):
+                 settings: Settings, keep_failed: bool, emit: EventSink,
+                 storage_options: Mapping[str, Any] | None = None, verify: bool = False):
         self.ledger, self.jt, self.params, self.job_id = ledger, job_type, params, job_id
         self.settings = settings
+        self.storage_options = storage_options or {}
+        self.verify = verify  # re-hash the outputs of completed tasks, not just check their sizes
         self.keep_failed = keep_failed  # `retry --task`: leave the other failed tasks as they are
         self.emit = emit
 
@@ -120,6 +125,7 @@ class Planner:
     def _pending(self, si: int, rows: list[dict[str, Any]], rerun_parent: set[str]) -> list[dict[str, Any]]:
         """The rows that must run: not yet completed, input changed since, or a parent that runs again."""
         states = self.ledger.task_states(self.job_id, si)
+        self._drop_unplanned(si, states, rows)
         changed = [r for r in rows if r["task_id"] in states and states[r["task_id"]][1] != r["fingerprint"]]
         if changed:  # the input behind these tasks changed since they ran
             self.ledger.refresh_tasks(changed)
@@ -128,9 +134,67 @@ class Planner:
                      len(changed))
             for r in changed:
                 states[r["task_id"]] = (TaskStatus.PENDING, r["fingerprint"])
+        outputs = self.jt.stages[si].outputs
+        remake = self._check_outputs(si, outputs, states) if outputs is not None else set()
         skip = {TaskStatus.COMPLETED, TaskStatus.FAILED} if self.keep_failed else {TaskStatus.COMPLETED}
-        return [r for r in rows if states.get(r["task_id"], (TaskStatus.PENDING,))[0] not in skip
-                or r["parent_id"] in rerun_parent]
+        pending = [r for r in rows if states.get(r["task_id"], (TaskStatus.PENDING,))[0] not in skip
+                   or r["parent_id"] in rerun_parent]
+        for r in pending:
+            if r["task_id"] in remake:  # its earlier output is damaged: the handler must not keep it
+                r["params"] = {**r["params"], REMAKE: True}
+        return pending
+
+    def _check_outputs(self, si: int, outputs: Callable[[Any, dict], Any], states: dict[str, Any]) -> set[str]:
+        """Put back to pending the completed tasks whose output files are gone or changed.
+
+        The ledger says what was done; the storage says whether it is still there. A deleted COG is
+        made again (and the lineage tasks after it, such as its STAC item, run again with it).
+        """
+        stage = self.jt.stages[si]
+        done = [tid for tid, (status, _) in states.items() if status == TaskStatus.COMPLETED]
+        owners: dict[str, list[str]] = {}
+        files = []
+        for tid, result in self.ledger.results(done).items():
+            for url, size, sha in outputs(self.params, result or {}):
+                if url not in owners:
+                    files.append((url, size, sha))
+                owners.setdefault(url, []).append(tid)
+        if not files:
+            return set()
+        bad = missing_or_changed(files, self.storage_options, verify=self.verify)
+        if not bad:
+            return set()
+        redo = sorted({tid for url in bad for tid in owners[url]})
+        self.ledger.reset_tasks(self.job_id, task_ids=redo)
+        for tid in redo:
+            states[tid] = (TaskStatus.PENDING, states[tid][1])
+        url, why = next(iter(sorted(bad.items())))
+        self.ledger.event(self.job_id, "outputs_changed", stage=si,
+                          data={"tasks": len(redo), "files": len(bad), "first": f"{redact(url)}: {why}"})
+        log.info("Job %s stage %s: %d outputs missing or changed; their tasks run again", self.job_id[:12],
+                 stage.name, len(bad))
+        self.emit("notice", {"message": f"{stage.name}: {len(bad)} output(s) missing or changed since their task "
+                                        f"completed (e.g. {redact(url)}: {why}); making them again"})
+        return set(redo)
+
+    def _drop_unplanned(self, si: int, states: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        """Forget the tasks an earlier run planned that this plan no longer has (their input vanished).
+
+        They are no longer part of the job: left in the ledger they would count as done (or, reset by
+        ``--force``, stay pending for ever) although nothing will run them again. Their lineage
+        children go with them; the events keep the trace.
+        """
+        gone = states.keys() - {r["task_id"] for r in rows}
+        if not gone:
+            return
+        dropped = self.ledger.drop_tasks(self.job_id, sorted(gone))
+        for tid in gone:
+            del states[tid]
+        stage = self.jt.stages[si].name
+        self.ledger.event(self.job_id, "tasks_dropped", stage=si, data={"tasks": len(gone), "with_children": dropped})
+        log.info("Job %s stage %s: %d tasks are no longer planned (their inputs are gone); dropped", self.job_id[:12],
+                 stage, len(gone))
+        self.emit("notice", {"message": f"{stage}: {len(gone)} task(s) of an earlier run dropped: their inputs are gone"})
 
     def _batch_stage(self, si: int, stage: Stage, pending: list[dict], batch_of: dict[str, int],
                      n_workers: int) -> list[Batch]:

@@ -30,6 +30,7 @@ from ..model import JobType, StageOutput
 from ..settings import Settings
 from ..status import FINISHED, JobStatus
 from ..storage import resolve_storage_options
+from ..storage.outputs import missing_or_changed
 from . import cluster as cluster_mod
 from . import verdict
 from .batching import Planner, pipeline_at
@@ -51,13 +52,15 @@ class Driver:
 
     def __init__(self, job_type: JobType, params: BaseModel, ledger: Ledger, *,
                  handlers: Mapping[str, Handler], settings: Settings | None = None,
-                 cluster: Any = None, workers: int | None = None, force: bool = False, wait: bool = True,
+                 cluster: Any = None, workers: int | None = None, force: bool = False, verify: bool = False,
+                 wait: bool = True,
                  storage_options: dict | None = None, on_event: EventSink | None = None,
                  keep_failed: bool = False):
         self.jt, self.params, self.ledger = job_type, params, ledger
         self.handlers = dict(handlers)
         self.settings = settings or Settings()
         self.cluster_spec, self.workers, self.force, self.wait = cluster, workers, force, wait
+        self.verify = verify  # re-hash completed tasks' outputs, not just check that they are there
         # resolved when tasks are about to run: a finished job returned from the ledger needs none
         # (and resolving an Azure AD identity costs a token request)
         self.storage_options = None if storage_options is None else Credentials(storage_options)
@@ -78,7 +81,7 @@ class Driver:
         """Run the job; returns (final job record, whether it came from the ledger without running)."""
         job = self.ledger.get_job(self.job_id)
         volatile = [i for i, st in enumerate(self.jt.stages) if st.volatile]
-        if job is not None and job.status in FINISHED and not self.force and not volatile:
+        if job is not None and job.status in FINISHED and not self.force and not volatile and self._outputs_intact():
             self.emit("cached", {"job_id": self.job_id, "status": job.status})
             return job, True
         self.ledger.create_job(self.job_id, self.jt.name, self.jt.normalized(self.params), len(self.jt.stages))
@@ -106,6 +109,24 @@ class Driver:
         if status is not None:
             self._finish(status, result, error)
         return self._job(), False
+
+    def _outputs_intact(self) -> bool:
+        """Whether every file the job's completed tasks wrote is still there as recorded.
+
+        Only then is a finished job returned from the ledger; otherwise it runs, and the planner makes
+        again what is missing. Jobs whose stages write no checked files answer at once.
+        """
+        checked = [(i, st.outputs) for i, st in enumerate(self.jt.stages) if st.outputs is not None]
+        if not checked:
+            return True
+        if self.storage_options is None:
+            self.storage_options = Credentials(resolve_storage_options())
+        for i, outputs in checked:
+            files = list({f[0]: f for result in self.ledger.stream_results(self.job_id, i)
+                          for f in outputs(self.params, result or {})}.values())
+            if files and missing_or_changed(files, self.storage_options, verify=self.verify):
+                return False
+        return True
 
     def _job(self) -> JobRecord:
         job = self.ledger.get_job(self.job_id)
@@ -141,7 +162,8 @@ class Driver:
         stages = self.jt.stages
         values: list[Any] = [None] * len(stages)
         planner = Planner(self.ledger, self.jt, self.params, self.job_id, settings=self.settings,
-                          keep_failed=self.keep_failed, emit=self.emit)
+                          keep_failed=self.keep_failed, emit=self.emit, storage_options=self.storage_options,
+                          verify=self.verify)
         with cluster_mod.connect(self.cluster_spec, workers=self.workers, settings=self.settings) as client:
             n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
             info = client.scheduler_info(n_workers=0)

@@ -43,6 +43,7 @@ from ..model import (
     StageOutput,
     TaskContext,
     TaskSpec,
+    WrittenFile,
 )
 from ..raster.collection import check_homogeneity
 from ..raster.header import source_datetime
@@ -53,6 +54,7 @@ from ..stac.publish import SECRET_PARAMS as STAC_SECRET_PARAMS
 from ..stac.publish import StacOptions
 from ..storage import is_local, join, local_path, protocol_of, redact, safe_relative
 from ..storage.listing import list_files
+from ..storage.urls import Location
 from ..units import ByteSize
 from . import stac_stage
 from .cog_convert import convert
@@ -64,9 +66,9 @@ Resampling = Literal[RESAMPLING_CHOICES]  # type: ignore[valid-type]
 class Params(StacOptions, JobParams):  # stac_catalog / pgstac_dsn: catalog the outputs (geoproc.stac)
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    input: str = Field(..., min_length=1, validation_alias=AliasChoices("input", "src"),
+    input: Location = Field(..., min_length=1, validation_alias=AliasChoices("input", "src"),
                        description="URL of a raster, or of a directory / container / prefix to convert")
-    output: str = Field(..., min_length=1, validation_alias=AliasChoices("output", "dst"),
+    output: Location = Field(..., min_length=1, validation_alias=AliasChoices("output", "dst"),
                         description="URL prefix for the COGs (or the exact .tif URL for a single input)")
     tier: Literal["visualization", "analysis", "archive"] = Field("analysis", description="output tier")
     tier_fallback: bool = Field(True, description="fall back to analysis (with a warning) when the tier does not fit")
@@ -189,6 +191,11 @@ def plan_validate(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
             "large_threshold": int(p.large_threshold)})
 
 
+def written_cog(p: Params, result: JSON) -> list[WrittenFile]:
+    """The COG a completed conversion wrote, checked before the task is skipped on a re-run."""
+    return [(result["output"], result.get("size"), result.get("sha256"))] if result.get("output") else []
+
+
 def _is_file_input(p: Params, f: JSON) -> bool:
     return redact(f["url"]).rstrip("/") == redact(p.input).rstrip("/") or (
         is_local(p.input) and os.path.abspath(local_path(p.input)) == f["url"])
@@ -257,7 +264,7 @@ Cog = JobType(
               retry=STORAGE_RETRY,
               description="validate each input (one task per file)"),
         Stage("cog", handler="cog.convert", plan=plan_cog, aggregate=summarize_cogs, lineage=True, heavy=True,
-              retry=STORAGE_RETRY,
+              retry=STORAGE_RETRY, outputs=written_cog,
               description="write, check and publish each COG"),
         stac_stage.STAGE,
     ),

@@ -17,7 +17,7 @@ import rasterio
 
 from .. import ids
 from ..errors import NO_VALIDATION, InvalidInput, OutputExists
-from ..model import JSON, NodataJSON, ResultWarning, TaskContext, TaskResult
+from ..model import JSON, REMAKE, NodataJSON, ResultWarning, TaskContext, TaskResult
 from ..raster import cog as cogmod
 from ..raster.assemble import tiled_cog
 from ..raster.checks import check_cog
@@ -125,7 +125,8 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
     digest = provenance(v, params)
     with tempfile.TemporaryDirectory(prefix="geoproc-cog-") as tmp:
         local = os.path.join(tmp, posixpath.basename(out.split("?")[0]) or "out.tif")
-        reused = _reuse(out, digest, params["overwrite"], so, local)
+        # REMAKE: the ledger says this task wrote the file, and it has changed since: replace it
+        reused = _reuse(out, digest, params["overwrite"] or params.get(REMAKE, False), so, local)
         taken = v["route"]
         done: dict[str, Any] = {"band_stats": None}
         if not reused:

@@ -58,7 +58,8 @@ def job_result(p: Any, values: list[JSON | None]) -> JSON:
         "input": redact(p.input), "output": redact(p.output), "tier": p.tier, "target_crs": p.target_crs,
         "listed": listing.get("listed", 0), "skipped": listing.get("skipped", {}),
         "done": cogs.get("done", 0), "converted": cogs.get("converted", 0), "reused": cogs.get("reused", 0),
-        "failed": listing.get("listed", 0) - cogs.get("done", 0), "failed_inputs": failed[:1000],
+        # never below zero: done counts only tasks of this plan, but a listing capped by MAX_NAMES is all we see
+        "failed": max(0, listing.get("listed", 0) - cogs.get("done", 0)), "failed_inputs": failed[:1000],
         "bytes_in": cogs.get("bytes_in", 0), "bytes_out": cogs.get("bytes_out", 0),
         "compression_ratio": cogs.get("compression_ratio"), "tiers": cogs.get("tiers", {}),
         "raster_types": validation.get("raster_types", {}), "warnings": cogs.get("warnings", []),

@@ -39,6 +39,7 @@ from ..model import (
     only_result,
 )
 from ..storage.faults import storage_errors
+from ..storage.urls import Location
 from ..units import ByteSize
 from .inventory_report import render
 
@@ -50,7 +51,7 @@ class InventoryParams(JobParams):
 
     deprecated_aliases = {"source": "input"}
 
-    input: str = Field(..., description="container or directory: az://container/dir, /local/dir, memory://bucket")
+    input: Location = Field(..., description="container or directory: az://container/dir, /local/dir, memory://bucket")
     prefix: str = Field("", description="keep blob names (relative to input) that start with this")
     suffixes: list[str] = Field(default_factory=list, description="keep names ending with one of these (.tif, _cog.tif)")
     min_size: ByteSize | None = Field(None, description="smallest size kept, inclusive (bytes, or '10MB')")
@@ -94,7 +95,7 @@ class InventoryParams(JobParams):
 
 
 class ListParams(InventoryParams):
-    output: str = Field(..., description="directory URL for inventory.parquet/, inventory.csv|jsonl, summary.json")
+    output: Location = Field(..., description="directory URL for inventory.parquet/, inventory.csv|jsonl, summary.json")
     format: Literal["csv", "jsonl"] = Field("csv", description="text format written beside the Parquet dataset")
 
     @field_validator("output")
@@ -104,7 +105,7 @@ class ListParams(InventoryParams):
 
 
 class SummarizeParams(InventoryParams):
-    output: str | None = Field(None, description="directory URL to write summary.json to (optional)")
+    output: Location | None = Field(None, description="directory URL to write summary.json to (optional)")
 
     @field_validator("output")
     @classmethod
@@ -266,11 +267,11 @@ def job_result(params: InventoryParams, values: list[JSON | None]) -> JSON:
 
 def _stages(publish_description: str) -> tuple[Stage, ...]:
     return (
-        Stage("shard", handler="inventory.shard", plan=plan_shard, aggregate=only_result,
+        Stage("shard", handler="inventory.shard", plan=plan_shard, aggregate=only_result, volatile=True,
               retry=RetryPolicy(attempts=4), description="split the input into prefix shards"),
-        Stage("scan", handler="inventory.scan", plan=plan_scan, aggregate=merge_summaries, heavy=True,
+        Stage("scan", handler="inventory.scan", plan=plan_scan, aggregate=merge_summaries, heavy=True, volatile=True,
               retry=RetryPolicy(attempts=4), description="list each shard, filter, summarize (and write parts)"),
-        Stage("publish", handler="inventory.publish", plan=plan_outputs, aggregate=only_result,
+        Stage("publish", handler="inventory.publish", plan=plan_outputs, aggregate=only_result, volatile=True,
               description=publish_description),
     )
 

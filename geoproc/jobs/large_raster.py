@@ -50,6 +50,7 @@ from ..model import (
     StageOutput,
     TaskContext,
     TaskSpec,
+    WrittenFile,
     only_result,
 )
 from ..raster.grid import SourceInfo
@@ -58,6 +59,7 @@ from ..raster.profiles import RASTER_TYPES, RESAMPLING_CHOICES, resampling_for
 from ..raster.stats import BandStats
 from ..raster.tiling import BLOCK, MAX_TILE, TilingPlan
 from ..storage import join
+from ..storage.urls import Location
 from ..units import ByteSize
 from . import large_raster_tasks
 
@@ -65,8 +67,8 @@ Resampling = Literal[RESAMPLING_CHOICES]  # type: ignore[valid-type]
 
 
 class Params(JobParams):
-    input: str = Field(..., min_length=1, description="URL of the source raster")
-    output: str = Field(..., min_length=1, description="output directory URL (or the .tif URL for mode=single)")
+    input: Location = Field(..., min_length=1, description="URL of the source raster")
+    output: Location = Field(..., min_length=1, description="output directory URL (or the .tif URL for mode=single)")
     mode: Literal["single", "tiles"] = Field("single", description="one COG, or one COG per tile plus a VRT")
     name: str | None = Field(None, description="output file stem (default: the input's stem)")
     target_crs: str = Field("EPSG:4326", min_length=1, description="output CRS")
@@ -225,6 +227,21 @@ def _parts_dir(p: Params) -> str:
     return join(p.out_dir(), f".{p.stem()}.parts")
 
 
+def tile_outputs(p: Params, result: JSON) -> list[WrittenFile]:
+    """The tile COG a completed tile task wrote (``tiles``). The parts of a ``single`` COG are removed
+    once assembled, so they are not checked: a lost single COG is made again with ``--force``."""
+    if p.mode != "tiles" or result.get("empty") or not result.get("url"):
+        return []
+    return [(result["url"], result.get("size"), result.get("sha256"))]
+
+
+def assembly_outputs(p: Params, result: JSON) -> list[WrittenFile]:
+    """The tiles' VRT mosaic and footprints (``tiles``); see :func:`tile_outputs` for ``single``."""
+    if p.mode != "tiles":
+        return []
+    return [(url, None, None) for url in (result.get("mosaic"), result.get("footprints")) if url]
+
+
 def job_result(p: Params, values: list[JSON | None]) -> JSON:
     """The assembly's result, with the plan's summary and the tiles stage's totals."""
     planned, tiles, final = values
@@ -239,8 +256,9 @@ LargeRaster = JobType(
         Stage("plan", handler="large_raster.plan", plan=plan_header, aggregate=only_result,
               description="read the header, plan the output grid and tiles"),
         Stage("tiles", handler="large_raster.tile", plan=plan_tiles, aggregate=collect_tiles, heavy=True,
-              retry=RetryPolicy(attempts=3), description="one task per tile: windowed read, warp, write"),
+              retry=RetryPolicy(attempts=3), outputs=tile_outputs, description="one task per tile: windowed read, warp, write"),
         Stage("finalize", handler="large_raster.finalize", plan=plan_assembly, aggregate=only_result, heavy=True,
+              outputs=assembly_outputs,
               description="assemble the single COG (with overviews) or the VRT mosaic"),
     ),
     hash_exclude=frozenset({"gdal_threads"}),

@@ -28,6 +28,7 @@ from ..model import (
 from ..stac import StacOptions, item_id, raster_record
 from ..stac.publish import SECRET_PARAMS
 from ..storage import listing
+from ..storage.urls import Location
 from ..units import utc_iso
 from .stac_stage import catalog_items, collection_id, item_result
 
@@ -36,7 +37,7 @@ class Params(StacOptions, JobParams):
     model_config = ConfigDict(extra="forbid")
     deprecated_aliases = {"source": "input", "file_limit": "limit"}
 
-    input: str = Field(..., min_length=1, description="container or prefix to catalog (az://c/p, a directory)")
+    input: Location = Field(..., min_length=1, description="container or prefix to catalog (az://c/p, a directory)")
     suffixes: list[str] = Field([".tif", ".tiff"], description="file name endings to catalog (case-insensitive)")
     limit: int | None = Field(None, ge=1, le=10_000_000, description="catalog at most this many files")
     statistics: bool = Field(False, description="add band statistics and histograms (reads a decimated copy)")

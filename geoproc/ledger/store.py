@@ -12,12 +12,15 @@ results and events (:mod:`.events`). This module opens it.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from ..errors import LedgerError, SchemaMismatch
+from ..errors import LedgerError, LedgerNotFound, SchemaMismatch
 from ..settings import Settings
 from ..status import TERMINAL
 from . import schema as s
@@ -47,13 +50,15 @@ def default_url(settings: Settings | None = None) -> str:
 # --- opening -----------------------------------------------------------------------------------------
 
 
-def _engine(url: str) -> sa.Engine:
+def _engine(url: str, read_only: bool = False) -> sa.Engine:
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
+        if read_only:
+            return _sqlite_read_only(url, path)
         if path and path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
@@ -72,9 +77,40 @@ def _engine(url: str) -> sa.Engine:
     raise LedgerError(f"Unsupported ledger URL {url.split('://')[0]}://...; use sqlite:///PATH or postgresql://...")
 
 
-def open_ledger(url: str | None = None, settings: Settings | None = None) -> Ledger:
-    """Open (and create or migrate) the ledger at ``url`` (default: :func:`default_url`)."""
+def _sqlite_read_only(url: str, path: str) -> sa.Engine:
+    """A SQLite ledger opened without writing anything: never created, never switched to WAL.
+
+    ``mode=ro`` still shares the WAL of a running driver; on a read-only mount, where SQLite cannot
+    create the WAL index, the file is read as ``immutable`` (a snapshot, which is all a mount that
+    nobody can write to holds).
+    """
+    file = Path(path).expanduser()
+    if not path or path == ":memory:" or not file.is_file():
+        raise LedgerNotFound(f"No ledger at {file}: nothing has run with it (a mistyped --ledger or "
+                             "GEOPROC_LEDGER?). Commands that only read the ledger never create one.")
+    quoted = quote(str(file.resolve()))
+
+    def connect() -> Any:
+        try:
+            conn = sqlite3.connect(f"file:{quoted}?mode=ro", uri=True, timeout=60, check_same_thread=False)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            return sqlite3.connect(f"file:{quoted}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
+    return sa.create_engine(f"sqlite:///{file}", creator=connect)  # the URL names it; creator opens it
+
+
+def open_ledger(url: str | None = None, settings: Settings | None = None, *, read_only: bool = False) -> Ledger:
+    """Open (and create or migrate) the ledger at ``url`` (default: :func:`default_url`).
+
+    ``read_only`` is for commands that only look (``status``, ``jobs``, ``tasks``, ``events``,
+    ``report``): the ledger must exist already (:class:`LedgerNotFound` otherwise) and is never written,
+    so they work on a read-only mount and a typo in the URL cannot start an empty history.
+    """
     url = url or default_url(settings)
+    if read_only:
+        return _open_read_only(url)
     try:
         engine = _engine(url)
         for attempt in range(3):  # two processes creating a new ledger at once: the loser retries
@@ -102,4 +138,24 @@ def open_ledger(url: str | None = None, settings: Settings | None = None) -> Led
                           f"{str(exc).splitlines()[0]}") from None
     led = Ledger(engine)
     log.debug("Opened the ledger %s", led.url)
+    return led
+
+
+def _open_read_only(url: str) -> Ledger:
+    safe = sa.engine.make_url(url).render_as_string(hide_password=True) if "://" in url else url
+    try:
+        engine = _engine(url, read_only=True)
+        with engine.connect() as c:
+            if not sa.inspect(c).has_table(s.jobs.name):
+                raise LedgerNotFound(f"{safe} holds no geoproc ledger: nothing has run with it (a mistyped "
+                                     "--ledger or GEOPROC_LEDGER?).")
+            version = c.execute(sa.select(s.meta.c.value).where(s.meta.c.key == "schema_version")).scalar()
+        if version is not None and int(version) > s.SCHEMA_VERSION:
+            raise SchemaMismatch(f"The ledger has schema version {version}, this geoproc understands up to "
+                                 f"{s.SCHEMA_VERSION}; upgrade geoproc.")
+    except sa.exc.SQLAlchemyError as exc:
+        raise LedgerError(f"Cannot open the ledger {safe}: {exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0]}") from None
+    led = Ledger(engine)
+    log.debug("Opened the ledger %s read-only", url)
     return led

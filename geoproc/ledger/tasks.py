@@ -143,6 +143,21 @@ class TasksMixin(LedgerBase):
         with self.engine.begin() as c:
             return c.execute(q.values(status=TaskStatus.PENDING, result=None, updated_at=time.time())).rowcount
 
+    def drop_tasks(self, job_id: str, task_ids: list[str]) -> int:
+        """Delete tasks and, stage after stage, the lineage tasks that consume them; returns how many."""
+        t = s.tasks
+        dropped, frontier = 0, list(task_ids)
+        with self.engine.begin() as c:
+            while frontier:
+                children: list[str] = []
+                for i in range(0, len(frontier), 900):
+                    part = frontier[i:i + 900]
+                    children += c.execute(sa.select(t.c.task_id).where(t.c.job_id == job_id,
+                                                                      t.c.parent_id.in_(part))).scalars().all()
+                    dropped += c.execute(sa.delete(t).where(t.c.job_id == job_id, t.c.task_id.in_(part))).rowcount
+                frontier = children
+        return dropped
+
     def cancel_unfinished(self, job_id: str, task_ids: list[str] | None = None) -> int:
         """Mark pending tasks (or the given ones, if not completed) as cancelled."""
         q = sa.update(s.tasks).where(s.tasks.c.job_id == job_id, s.tasks.c.status != TaskStatus.COMPLETED,

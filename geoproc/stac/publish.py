@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from ..storage.urls import Location
 from .collections import CollectionStats, collection_dict
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ _COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 class StacOptions(BaseModel):
     """Where and how to catalog items: a static catalog, pgstac, or both."""
 
-    stac_catalog: str | None = Field(None, description="root URL of a static STAC catalog to write (local or az://)")
+    stac_catalog: Location | None = Field(None, description="root URL of a static STAC catalog to write (local or az://)")
     stac_collection: str | None = Field(None, description="collection id (default: derived from the source)")
     stac_description: str | None = Field(None, max_length=2000, description="collection description")
     stac_license: str = Field("other", max_length=100, description="collection license (SPDX id or 'other')")

@@ -1,4 +1,4 @@
-"""URL helpers: protocol of a URL, the GDAL path that reads it, joining, and redaction.
+"""URL helpers: protocol of a URL, its canonical spelling, the GDAL path that reads it, joining, redaction.
 
 Every location in geoproc is an fsspec URL. GDAL reads remote data through its virtual file systems
 with HTTP range requests, so a header is read without downloading the file: ``az://c/p`` becomes
@@ -7,9 +7,13 @@ with HTTP range requests, so a header is read without downloading the file: ``az
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AfterValidator
 
 AZURE_PROTOCOLS = frozenset({"az", "abfs", "abfss"})
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
@@ -47,6 +51,43 @@ def azure_parts(url: str) -> tuple[str | None, str, str]:
     if m:
         return m.group("account"), m.group("container"), path
     return None, head, path
+
+
+def canonical(url: str) -> str:
+    """The one spelling of a location that job ids are computed from (and jobs run with).
+
+    A relative local path names different data in different directories, and one Azure container has
+    several spellings, so a job id taken from the text as typed would merge different jobs and split
+    equal ones. Local paths (plain or ``file://``) become absolute and normalised, ``~`` expanded;
+    ``az://`` and ``abfs://`` become ``az://container/path``; ``abfss://c@account...`` keeps its
+    account (another account is other data) with the host spelled ``.dfs.core.windows.net``; every
+    other URL gets a lower-case scheme and no doubled or trailing ``/`` in its path. HTTP(S) URLs keep
+    their path and query as given (a signed URL is signed over them).
+    """
+    url = url.strip()
+    if not url:
+        return url
+    proto = protocol_of(url)
+    if proto in LOCAL_PROTOCOLS:
+        return os.path.abspath(os.path.expanduser(local_path(url)))
+    scheme, rest = url.split("://", 1)
+    scheme = scheme.lower()
+    if scheme in ("http", "https"):
+        parts = urlsplit(url)
+        return urlunsplit((scheme, parts.netloc.lower(), parts.path, parts.query, parts.fragment))
+    path = "/".join(p for p in rest.split("/") if p)
+    if proto == "az":
+        account, container, blob = azure_parts(url)
+        blob = "/".join(p for p in blob.split("/") if p)
+        if scheme == "abfss" and account:
+            return f"abfss://{container}@{account.lower()}.dfs.core.windows.net/{blob}".rstrip("/")
+        return f"az://{container}/{blob}".rstrip("/")
+    return f"{scheme}://{path}"
+
+
+#: a location parameter: validated into its :func:`canonical` spelling, so that the job id (and the
+#: run) see the same location whichever spelling or working directory the user started from
+Location = Annotated[str, AfterValidator(canonical)]
 
 
 def gdal_path(url: str) -> str:

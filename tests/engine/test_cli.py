@@ -73,6 +73,7 @@ def _cli(*args):
 def test_user_errors_are_one_readable_line(sqlite_url):
     """Each case exits with its own code; geoproc's errors (not click's usage errors) are one line."""
     usage, user, environment = "usage", 2, 5
+    open_ledger(sqlite_url).close()  # commands that only read need a ledger that exists
     cases = [
         (["run", "helo_world"], user, "Unknown job 'helo_world'; available:"),
         (["run", "hello_world", "--set", "n=0"], user, "n=0: Input should be greater than or equal to 1"),

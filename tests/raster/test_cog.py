@@ -174,7 +174,7 @@ def test_output_naming_is_mirrored_and_safe():
     assert output_url(Params(input="a.tif", output="/o/exact.tif"), "a.tif", True) == "/o/exact.tif"
     with pytest.raises(ValueError):
         output_url(p, "../escape.tif", False)
-    assert Params(src="a", dst="b").input == "a"  # CLI-friendly aliases
+    assert Params(src="/a", dst="/b").input == "/a"  # CLI-friendly aliases
 
 
 def test_route_records_the_size_decision():
