@@ -103,8 +103,12 @@ def job_summary(ledger: Ledger, job: JobRecord, *, with_metrics: bool = False, *
     if with_metrics:
         per_stage = ledger.metrics(job.job_id)
         extra["metrics"] = {jt.stages[i].name: m for i, m in sorted(per_stage.items()) if i < len(jt.stages)}
-    return JobResult(job_id=job.job_id, job_type=job.job_type, status=job.status, result=job.result,
-                     error=job.error, stages=stages, duration=job.duration, created_at=job.created_at,
+    status, error = job.status, job.error
+    if job.driver_gone(Settings().lease_ttl):
+        status, error = JobStatus.INTERRUPTED, "interrupted (driver gone): its driver stopped without recording an " \
+                                              "end; run the job again to resume"
+    return JobResult(job_id=job.job_id, job_type=job.job_type, status=status, result=job.result,
+                     error=error, stages=stages, duration=job.duration, created_at=job.created_at,
                      params=job.params, **extra)
 
 

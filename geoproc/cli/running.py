@@ -109,7 +109,7 @@ def _print_result(res: api.JobResult) -> None:
         else:
             print_json(res.result)
     if res.error:
-        err.print(f"[yellow]{res.error}[/]")
+        err.print(f"[yellow]{escape(res.error)}[/]")
     out.print(f"job id: {res.job_id}  status: {styled(res.status)}  duration: {seconds(res.duration)}")
 
 

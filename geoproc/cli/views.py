@@ -5,18 +5,35 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .. import api
 from ..htmlreport import write_html_report
 from ..ledger import open_ledger
 from ..report import metrics_table, parse_since, progress_table, seconds, styled, when
+from ..errors import InvalidSetting
+from ..ledger.records import JobRecord
+from ..settings import Settings
 from ..status import JobStatus, TaskStatus
 from ..storage.faults import INVALID
 from .common import JobIdArg, JsonOpt, LedgerOpt, err, out, parse_bbox, print_json
 
+QUARANTINED = "quarantined"  # how `tasks` shows a task failed on invalid input (never retried)
 TASK_KEYS = ("task_id", "stage_name", "key", "status", "attempts", "error_kind", "error_code", "error_message",
              "remediation", "worker", "started_at", "finished_at")
+
+
+def check_status(value: str | None, choices: list[str]) -> None:
+    """A --status filter must name a status, or it silently matches nothing."""
+    if value is not None and value not in choices:
+        raise InvalidSetting(f"--status {value!r} is not a status; choose one of: {', '.join(choices)}")
+
+
+def status_label(job: JobRecord, lease_ttl: float) -> str:
+    """The job's status as the tables show it: a running job whose driver is gone says so."""
+    seen = job.seen_status(lease_ttl)
+    return styled(seen) + (" (driver gone)" if seen != job.status else "")
 
 
 def status(job_id: JobIdArg, ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
@@ -35,9 +52,9 @@ def status(job_id: JobIdArg, ledger: LedgerOpt = None, as_json: JsonOpt = False)
     out.print(f"created {when(job.created_at)}  started {when(job.started_at)}  finished {when(job.finished_at)}"
               f"  duration {seconds(job.duration)}  runs {job.runs}")
     for t in failed:
-        out.print(f"[red]{t['task_id']}[/] {t['error_code']}: {t['error_message']}\n    → {t['remediation']}")
-    if job.error:
-        out.print(f"[yellow]{job.error}[/]")
+        out.print(f"[red]{t['task_id']}[/] " + escape(f"{t['error_code']}: {t['error_message']}\n    → {t['remediation']}"))
+    if res.error:
+        out.print(f"[yellow]{escape(res.error)}[/]")
 
 
 def jobs(status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
@@ -49,16 +66,19 @@ def jobs(status: Annotated[str | None, typer.Option(help="Only jobs with this st
          ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
     """List recent jobs, filtered by status, type, time range or output footprint."""
     box = parse_bbox(bbox)
+    check_status(status, [s.value for s in JobStatus])
     led = open_ledger(ledger, read_only=True)
+    ttl = Settings().lease_ttl
     rows = led.list_jobs(status=status, job_type=type_, limit=limit, since=parse_since(since),
                          until=parse_since(until), bbox=box)
     if as_json:
-        print_json([{"job_id": j.job_id, "job_type": j.job_type, "status": j.status, "created_at": j.created_at,
-                     "duration": j.duration, "bbox": j.bbox} for j in rows])
+        print_json([{"job_id": j.job_id, "job_type": j.job_type, "status": j.seen_status(ttl),
+                     "created_at": j.created_at, "duration": j.duration, "bbox": j.bbox} for j in rows])
         return
     t = Table("job id", "type", "status", "created", "duration", "runs")
     for j in rows:
-        t.add_row(j.job_id[:12], j.job_type, styled(j.status), when(j.created_at), seconds(j.duration), str(j.runs))
+        t.add_row(j.job_id[:12], j.job_type, status_label(j, ttl), when(j.created_at), seconds(j.duration),
+                  str(j.runs))
     out.print(t)
 
 
@@ -68,6 +88,9 @@ def tasks(job_id: JobIdArg,
           limit: Annotated[int, typer.Option(help="Most tasks to show.")] = 50,
           ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
     """List a job's tasks; failed ones show their error code, and quarantined ones (invalid input) too."""
+    check_status(status, [*(s.value for s in TaskStatus), QUARANTINED])
+    if status == QUARANTINED:  # the label the table shows: failed on invalid input
+        status, quarantined = TaskStatus.FAILED, True
     led = open_ledger(ledger, read_only=True)
     job = led.find_job(job_id)
     rows = led.list_tasks(job.job_id, status=status, limit=limit, error_kind=INVALID if quarantined else None)
@@ -76,9 +99,10 @@ def tasks(job_id: JobIdArg,
         return
     t = Table("task id", "stage", "key", "status", "attempts", "error", "remediation")
     for r in rows:
-        state = "quarantined" if r["error_kind"] == INVALID and r["status"] == TaskStatus.FAILED else r["status"]
-        t.add_row(r["task_id"], r["stage_name"], r["key"][:40], styled(state), str(r["attempts"]),
-                  f"{r['error_code']}: {r['error_message']}" if r["error_code"] else "", r["remediation"] or "")
+        state = QUARANTINED if r["error_kind"] == INVALID and r["status"] == TaskStatus.FAILED else r["status"]
+        t.add_row(r["task_id"], r["stage_name"], escape(r["key"][:40]), styled(state), str(r["attempts"]),
+                  escape(f"{r['error_code']}: {r['error_message']}") if r["error_code"] else "",
+                  escape(r["remediation"] or ""))
     out.print(t)
 
 
@@ -93,7 +117,7 @@ def events(job_id: JobIdArg, ledger: LedgerOpt = None, as_json: JsonOpt = False)
     t = Table("time", "event", "stage", "task", "message")
     for e in rows:
         t.add_row(when(e["at"]), e["kind"], "" if e["stage"] is None else str(e["stage"]), e["task_id"] or "",
-                  e["message"] or "")
+                  escape(e["message"] or ""))
     out.print(t)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..model import JSON
@@ -70,7 +71,7 @@ def job_result(p: Any, values: list[JSON | None]) -> JSON:
 
 def render(result: JSON) -> Any:
     """The job result as a table, with one row per failed input and its reason."""
-    t = Table(title=f"COG: {result['input']} → {result['output']} ({result['tier']}, {result['target_crs']})",
+    t = Table(title=escape(f"COG: {result['input']} → {result['output']} ({result['tier']}, {result['target_crs']})"),
               show_header=False, title_justify="left")
     t.add_row("files listed / done / failed", f"{result['listed']} / {result['done']} / {result['failed']}")
     t.add_row("converted / reused", f"{result['converted']} / {result['reused']}")
@@ -79,12 +80,13 @@ def render(result: JSON) -> Any:
               + (f"  (ratio {ratio})" if ratio else ""))
     t.add_row("raster types", ", ".join(f"{k}: {v}" for k, v in result.get("raster_types", {}).items()) or "-")
     for w in result.get("warnings", [])[:10]:
-        t.add_row(f"[yellow]warning[/] {w['input']}", "; ".join(w["warnings"]))
+        t.add_row(f"[yellow]warning[/] {escape(w['input'])}", escape("; ".join(w["warnings"])))
     for f in result.get("failed_tasks", [])[:20]:
-        t.add_row(f"[red]failed[/] {f['stage']} {f['key']}", f"{f['code']}: {f['message']}\n→ {f['remediation']}")
+        t.add_row(f"[red]failed[/] {f['stage']} {escape(f['key'])}",
+                  escape(f"{f['code']}: {f['message']}\n→ {f['remediation']}"))
     stac = result.get("stac") or {}
     if stac.get("static"):
-        t.add_row("STAC catalog", f"{stac['static'].get('url')} ({stac['static'].get('items')} items)")
+        t.add_row("STAC catalog", escape(f"{stac['static'].get('url')} ({stac['static'].get('items')} items)"))
     if stac.get("pgstac"):
         pg = stac["pgstac"]
         t.add_row("pgstac", ", ".join(f"{k} {v}" for k, v in pg.items() if isinstance(v, (int, str))))

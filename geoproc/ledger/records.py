@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..status import TERMINAL
+from ..status import TERMINAL, JobStatus
 
 
 @dataclass
@@ -42,6 +42,20 @@ class JobRecord:
     def bbox(self) -> list[float] | None:
         box = [self.west, self.south, self.east, self.north]
         return None if any(v is None for v in box) else [float(v) for v in box if v is not None]
+
+    def driver_gone(self, lease_ttl: float) -> bool:
+        """Whether a job the ledger calls running has lost its driver: the process is gone from this
+        host, or (elsewhere) its heartbeat is older than ``lease_ttl`` seconds."""
+        if self.status != JobStatus.RUNNING:
+            return False
+        alive = owner_alive(self.lease_owner) if self.lease_owner else False
+        if alive is not None:
+            return not alive
+        return self.heartbeat_at is None or time.time() - self.heartbeat_at > lease_ttl
+
+    def seen_status(self, lease_ttl: float) -> str:
+        """``interrupted`` for a running job whose driver is gone (the next run resumes it), else the status."""
+        return JobStatus.INTERRUPTED if self.driver_gone(lease_ttl) else self.status
 
     @property
     def terminal(self) -> bool:

@@ -119,6 +119,7 @@ def test_bad_requests_are_refused_before_anything_runs(tmp_path):
     url = f"sqlite:///{tmp_path}/ledger.db"
     bad_spec = tmp_path / "bad.toml"
     bad_spec.write_text("job = cog\n[params\n")
+    open_ledger(url).close()  # an empty ledger: `status` needs one to look in
     cases = [
         (["run", "cgo"], "Unknown job 'cgo'; available: cog"),
         (["cog", "in", "out", "--set", "jpeg_quality=500"], "jpeg_quality=500"),

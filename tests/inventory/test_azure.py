@@ -70,10 +70,10 @@ def test_summarize_container(azurite, az_container, dask_cluster, ledger_url):
     assert 1 <= res.result["shards"] <= 4
     assert [(st.name, st.counts.get("completed", 0)) for st in res.stages][:2] == \
         [("shard", 1), ("scan", res.result["shards"])]
-    # the same job again: nothing recomputed
+    # the same job (shards is not part of its identity) again: listed again, in more shards, the same summary
     again = geoproc.run("summarize_container", input=f"az://{az_container}", shards=9,
                         cluster=dask_cluster, ledger=ledger_url)
-    assert again.cached and again.result == res.result
+    assert again.job_id == res.job_id and not again.cached and again.result["summary"] == res.result["summary"]
 
 
 def test_list_container_writes_parquet_csv_and_summary(azurite, az_container, blob_service, dask_cluster,

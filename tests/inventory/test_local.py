@@ -35,10 +35,10 @@ def test_size_buckets_and_extremes_of_a_local_directory(sparse_sizes, dask_clust
     assert s["oldest"] == {"name": "a_empty.bin", "size": 0, "last_modified": "2020-09-13T12:26:40+00:00"}
     assert s["newest"]["name"] not in ("a_empty.bin", "f_11g.bin")
     assert res.result["source"] == str(sparse_sizes)  # the result still names the listed location "source"
-    # ``source`` is the parameter's old name: the same job, so its stored result comes back
+    # ``source`` is the parameter's old name: the same job, listed again (an inventory is of the container now)
     with pytest.warns(DeprecationWarning, match="'source' is deprecated; use 'input'"):
         again = geoproc.run("summarize_container", source=str(sparse_sizes), cluster=dask_cluster, ledger=ledger_url)
-    assert again.job_id == res.job_id and again.cached and again.result == res.result
+    assert again.job_id == res.job_id and not again.cached and again.result == res.result
 
 
 def test_local_summary_filters_and_modified_range(local_container, dask_cluster, ledger_url):
@@ -76,7 +76,7 @@ def test_list_container_to_a_local_directory_replaces_stale_parts(local_containe
     with pytest.warns(DeprecationWarning, match="'source' is deprecated; use 'input'"):
         again = geoproc.run("list_container", source=str(local_container), prefix="2024/", output=str(out),
                             shards=2, cluster=dask_cluster, ledger=ledger_url)
-    assert again.job_id == res.job_id and again.cached
+    assert again.job_id == res.job_id and not again.cached and again.result == res.result
 
 
 def _tiny_parquet(tmp_path):
@@ -147,4 +147,4 @@ def test_cli_shows_tables_and_json(local_container, dask_cluster, ledger_url):
     assert f"{len(tifs)}" in r.output
     r = runner.invoke(app, [*args, "--json"])
     assert r.exit_code == 0
-    assert json.loads(r.output)["result"]["summary"]["files"] == len(tifs)
+    assert json.loads(r.stdout)["result"]["summary"]["files"] == len(tifs)  # progress goes to stderr
