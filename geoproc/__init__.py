@@ -6,10 +6,10 @@
 ('completed', 5)
 """
 
-from .api import JobHandle, JobResult, retry, run, status, submit
+from .api import JobHandle, JobResult, open, retry, run, status, submit, write
 from .errors import GeoprocError
 from .jobs import ALL_HANDLERS, ALL_JOBS, get_job
 from .version import __version__
 
 __all__ = ["ALL_HANDLERS", "ALL_JOBS", "GeoprocError", "JobHandle", "JobResult", "__version__", "get_job",
-           "retry", "run", "status", "submit"]
+           "open", "retry", "run", "status", "submit", "write"]

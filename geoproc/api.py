@@ -9,14 +9,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dask.base import tokenize
+
 from .engine import Driver
-from .errors import GeoprocError, InvalidSetting, JobDefinitionError, JobNotFound
+from .errors import NOT_LAZY, GeoprocError, InvalidInput, InvalidSetting, JobDefinitionError, JobNotFound
 from .jobs import ALL_HANDLERS, get_job
+from .jobs.write import handlers_for_array
 from .ledger import JobRecord, Ledger, open_ledger
 from .model import JobType
+from .raster.open import open_one
+from .raster.regions import REGION_BYTES, check_writable, zarr_chunks
 from .settings import Settings, check_cluster
 from .spec import load_spec, resolve
 from .status import RETRYABLE, JobStatus, TaskStatus
+from .storage import resolve_storage_options
+from .storage.urls import canonical
+from .units import ByteSize, human_bytes
 
 __all__ = ["JobHandle", "JobResult", "StageSummary", "job_summary", "load_spec", "resolve", "retry", "run",
            "status", "submit"]
@@ -146,6 +154,14 @@ def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: st
     name, raw = resolve(job, params)
     jt = get_job(name)
     model = jt.validate(raw)
+    return _drive(jt, model, handlers_for(jt), t0=t0, settings=settings, cluster=cluster, workers=workers,
+                  ledger=ledger, force=force, verify=verify, wait=wait, on_event=on_event, keep_failed=_keep_failed)
+
+
+def _drive(jt: JobType, model: Any, handlers: dict[str, Any], *, t0: float, settings: Settings, cluster: Any,
+           workers: int | None, ledger: str | Ledger | None, force: bool, verify: bool, wait: bool,
+           on_event: Callable[[str, dict], None] | None, keep_failed: bool = False) -> JobResult:
+    """Run a validated job with the given handlers and summarise it from the ledger."""
     own = not isinstance(ledger, Ledger)
     led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger or settings.ledger, settings)
     dashboard: dict[str, Any] = {}
@@ -157,15 +173,67 @@ def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: st
             on_event(kind, data)
 
     try:
-        driver = Driver(jt, model, led, handlers=handlers_for(jt), settings=settings, cluster=cluster,
+        driver = Driver(jt, model, led, handlers=handlers, settings=settings, cluster=cluster,
                         workers=workers, force=force, verify=verify, wait=wait, on_event=sink,
-                        keep_failed=_keep_failed)
+                        keep_failed=keep_failed)
         record, cached = driver.run()
         return job_summary(led, record, cached=cached, executed=driver.executed,
                            wall_time=time.perf_counter() - t0, dashboard=dashboard.get("link"))
     finally:
         if own:
             led.close()
+
+
+def open(source: str, *, chunks: int | tuple[int, int] | None = None, bands: list[int | str] | None = None,
+         masked: bool = False) -> Any:
+    """Open a raster lazily as an ``xarray.DataArray`` with dims ``(band, y, x)``.
+
+    ``source`` is a local path or a URL geoproc's storage layer reads (``az://`` with the credential
+    chain of ``geoproc run``). Chunks hold whole blocks of the file; the band coordinate holds the band
+    names (descriptions, else ``b1``...); ``.rio`` and ``.odc`` work. The Dask name is a token of the
+    file and of how it was opened, so a computation built on it has the same identity in every session,
+    and :func:`write` of it resumes instead of starting over.
+    """
+    if not isinstance(source, str):
+        raise InvalidSetting(f"geoproc.open takes one raster URL or path, not {type(source).__name__}")
+    return open_one(canonical(source), chunks=chunks, bands=bands, masked=masked,
+                    storage_options=resolve_storage_options())
+
+
+def write(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
+          chunks: tuple[int, int] | None = None, region_bytes: int | str = REGION_BYTES, overwrite: bool = False,
+          memory_limit: int | str = "256MB", cluster: Any = None, workers: int | None = None,
+          ledger: str | Ledger | None = None, force: bool = False, wait: bool = True,
+          on_event: Callable[[str, dict], None] | None = None, settings: Settings | None = None) -> JobResult:
+    """Write a lazy xarray computation to ``output``, one ledger task per region of whole chunks.
+
+    The job is named by the computation's Dask token plus the output and its options: the same cell
+    run twice computes nothing the second time; after a crash only the regions not yet written run.
+    ``chunks`` is the Zarr chunk edge ``(y, x)`` (default: the array's own chunks); a region holds
+    about ``region_bytes`` of output. An array held in memory (not Dask) larger than ``memory_limit``
+    is refused with the advice to chunk it.
+    """
+    t0 = time.perf_counter()
+    settings = settings or Settings()
+    check_run_options(cluster, workers)
+    arr = check_writable(obj)
+    if arr.chunks is None:
+        limit = ByteSize._validate(memory_limit, None) if isinstance(memory_limit, str) else int(memory_limit)
+        if arr.nbytes > limit:
+            raise InvalidInput(f"the array is in memory ({human_bytes(arr.nbytes)}, above memory_limit "
+                               f"{human_bytes(limit)}); chunk it, e.g. obj.chunk({{'y': 1024, 'x': 1024}}), or "
+                               "open its rasters with geoproc.open(), which is lazy.", code=NOT_LAZY)
+    size = zarr_chunks(arr, chunks)
+    if arr.chunks is None:
+        arr = arr.chunk({"y": size[0], "x": size[1]})
+    gb = arr.odc.geobox
+    jt = get_job("write")
+    model = jt.validate({
+        "token": tokenize(arr), "output": output, "format": format, "name": name, "chunks": size,
+        "region_bytes": region_bytes, "overwrite": overwrite, "bands": arr.sizes.get("band", 1), "dtype": arr.dtype.name,
+        "grid": {"crs": gb.crs.to_wkt(), "transform": list(gb.transform)[:6], "shape": list(gb.shape)}})
+    return _drive(jt, model, handlers_for_array(arr), t0=t0, settings=settings, cluster=cluster, workers=workers,
+                  ledger=ledger, force=force, verify=False, wait=wait, on_event=on_event)
 
 
 class JobHandle:

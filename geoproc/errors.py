@@ -414,6 +414,23 @@ NO_DATETIME = DatetimeMissing.code
 NO_HREF = HrefMissing.code
 NO_VALIDATION = _code("NO_VALIDATION", "A conversion task found no validation result from its validate "
                       "task.", "Run the job again with `--force`; report it if it persists.")
+# writes of lazy arrays (geoproc.write)
+NOT_A_DATAARRAY = _code("NOT_A_DATAARRAY", "geoproc.write was given something other than one xarray.DataArray.",
+                        "Pass a DataArray: one variable of a Dataset (ds['name']), or the variables stacked "
+                        "into a band dimension (ds.to_dataarray('band')).", "invalid")
+BAD_DIMS = _code("BAD_DIMS", "The array to write does not have dims (y, x) or (band, y, x).",
+                 "Select or reduce the other dimensions first (e.g. .isel(time=0) or .mean('time')).", "invalid")
+NOT_LAZY = _code("NOT_LAZY", "The array to write is held in memory (NumPy, not Dask) and is larger than "
+                 "memory_limit: every region task would carry all of it.",
+                 "Chunk it (obj.chunk({'y': 1024, 'x': 1024})), or better build it from geoproc.open(...), "
+                 "which is lazy.", "invalid")
+ZARR_INCOMPATIBLE = _code("ZARR_INCOMPATIBLE", "The Zarr store already holds an array of that name written "
+                          "by another job (another computation, grid or chunking).",
+                          "Write to another store, or set overwrite=true to replace it.", "invalid")
+WRITE_NEEDS_ARRAY = _code("WRITE_NEEDS_ARRAY", "A write job's task ran without its array: write jobs run from "
+                          "the Python session that holds the computation.",
+                          "Call geoproc.write(array, output) again with the same computation; it resumes.",
+                          "invalid")
 NO_PREDECESSOR_RESULT = _code("NO_PREDECESSOR_RESULT", "A task that consumes its parent task's result "
                               "received none (the parent's stored result is missing or incomplete).",
                               "Run the job again with `--force`; report it if it persists.")

@@ -9,11 +9,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import api
+from ..errors import InvalidSetting
 from ..htmlreport import write_html_report
 from ..ledger import open_ledger
-from ..report import metrics_table, parse_since, progress_table, seconds, styled, when
-from ..errors import InvalidSetting
 from ..ledger.records import JobRecord
+from ..report import metrics_table, parse_since, progress_table, seconds, styled, when
 from ..settings import Settings
 from ..status import JobStatus, TaskStatus
 from ..storage.faults import INVALID

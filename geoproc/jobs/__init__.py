@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..errors import GeoprocError, UnknownJob
 from ..model import JobType
-from . import cog, hello_world, inventory, large_raster, stac_catalog
+from . import cog, hello_world, inventory, large_raster, stac_catalog, write
 
 ALL_JOBS: dict[str, JobType] = {
     "hello_world": hello_world.HelloWorld,
@@ -20,6 +20,7 @@ ALL_JOBS: dict[str, JobType] = {
     "stac_catalog": stac_catalog.StacCatalog,
     "list_container": inventory.ListContainer,
     "summarize_container": inventory.SummarizeContainer,
+    "write": write.Write,
 }
 
 ALL_HANDLERS: dict[str, Callable] = {
@@ -28,6 +29,7 @@ ALL_HANDLERS: dict[str, Callable] = {
     **stac_catalog.HANDLERS,
     **cog.HANDLERS,
     **large_raster.HANDLERS,
+    **write.HANDLERS,
 }
 
 

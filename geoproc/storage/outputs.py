@@ -19,7 +19,6 @@ from . import open_fs
 from .faults import storage_errors
 from .urls import is_local, local_path
 
-
 #: (url, size in bytes or None, hex sha256 or None) of a file a task wrote, as its result records it
 Written = tuple[str, int | None, str | None]
 

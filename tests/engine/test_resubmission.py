@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 
 import pytest
+from kit.drivers import geoproc_cmd
 
 from geoproc import get_job
 from geoproc.storage.urls import canonical
-from kit.drivers import geoproc_cmd
 
 
 def _run(cwd, *args, ledger, cluster, timeout=180):

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from kit.drivers import geoproc_cmd
+from kit.services import missing
 
 from geoproc import api
 from geoproc.ledger import open_ledger
-from kit.drivers import geoproc_cmd
-from kit.services import missing
 
 
 def _cli(*args, env=None, cwd=None):
