@@ -175,11 +175,12 @@ def finish_store(store: str, storage_options: Mapping[str, Any] | None) -> None:
     """Consolidate the store's metadata (one read opens it); zarr says v3 does not specify it yet."""
     import zarr
 
+    options = _zarr_options(store, storage_options)
     with warnings.catch_warnings(), storage_errors(store, "write"):
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        zarr.consolidate_metadata(_zarr_store(store), zarr_format=3,
-                                  **({"storage_options": _zarr_options(store, storage_options)}
-                                     if _zarr_options(store, storage_options) else {}))
+        target = (zarr.storage.FsspecStore.from_url(store, storage_options=options, read_only=False)
+                  if options else _zarr_store(store))
+        zarr.consolidate_metadata(target, zarr_format=3)
 
 
 def merge_stats(results: Iterator[dict[str, Any]]) -> dict[str, Any] | None:

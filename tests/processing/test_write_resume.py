@@ -1,0 +1,132 @@
+"""A write survives its driver: SIGKILL mid-write, run again, only unwritten regions run; and Azure.
+
+The driver is a real Python process running ``geoproc.write`` (a script, as a notebook kernel would);
+the regions run on the shared cluster of worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+from kit.polling import wait_for
+from kit.rasters import write_geotiff
+
+import geoproc
+from geoproc.ledger import open_ledger
+
+SCRIPT = '''
+import sys
+import geoproc
+
+def ndvi(src):
+    a = geoproc.open(src, chunks=128)
+    red, nir = a.sel(band="red").astype("float32"), a.sel(band="nir").astype("float32")
+    return ((nir - red) / (nir + red)).where(a.sel(band="red") != 0).rio.write_nodata(float("nan"))
+
+if __name__ == "__main__":
+    src, store, ledger, cluster = sys.argv[1:5]
+    res = geoproc.write(ndvi(src), store, region_bytes="64KiB", ledger=ledger, cluster=cluster)
+    print(res.job_id, res.status, res.executed)
+'''
+
+
+def _scene(path, size):
+    yy, xx = np.mgrid[0:size, 0:size]
+    data = np.stack([(xx * (b + 1) + yy * 3 + 100 * b) % 4000 + 1 for b in range(4)]).astype("uint16")
+    data[:, :100, :100] = 0
+    write_geotiff(path, size=(size, size), dtype="uint16", nodata=0, data=data, tiled=True,
+                  blockxsize=128, blockysize=128)
+    import rasterio
+
+    with rasterio.open(path, "r+") as ds:
+        ds.descriptions = ("blue", "green", "red", "nir")
+    return path
+
+
+def _regions(ledger_url, job_id):
+    led = open_ledger(ledger_url, read_only=True)
+    try:
+        return led.counts(job_id).get(1, {})
+    finally:
+        led.close()
+
+
+def _job_id(ledger_url):
+    if not os.path.exists(ledger_url.removeprefix("sqlite:///")):
+        return None
+    led = open_ledger(ledger_url, read_only=True)
+    try:
+        jobs = led.list_jobs(limit=1)
+        return jobs[0].job_id if jobs else None
+    finally:
+        led.close()
+
+
+def test_a_killed_write_resumes_with_only_the_unwritten_regions(tmp_path, dask_cluster):
+    src = str(_scene(tmp_path / "scene.tif", 2048))
+    script = tmp_path / "write_ndvi.py"
+    script.write_text(SCRIPT)
+    killed_ledger = f"sqlite:///{tmp_path}/killed.db"
+    store = str(tmp_path / "killed.zarr")
+    proc = subprocess.Popen([sys.executable, str(script), src, store, killed_ledger, dask_cluster],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        job_id = wait_for(lambda: _job_id(killed_ledger), what="the job")
+        wait_for(lambda: _regions(killed_ledger, job_id).get("completed", 0) >= 20, timeout=120,
+                 what="20 regions written")
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    counts = _regions(killed_ledger, job_id)
+    total = sum(counts.values())
+    done = counts.get("completed", 0)
+    assert 20 <= done < total == 256, counts
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import write_ndvi
+    finally:
+        sys.path.remove(str(tmp_path))
+    again = geoproc.write(write_ndvi.ndvi(src), store, region_bytes="64KiB", ledger=killed_ledger,
+                          cluster=dask_cluster)
+    assert again.job_id == job_id and again.status == "completed"
+    assert again.executed == (total - done) + 1  # the regions not recorded as written, and the finalize
+
+    clean = geoproc.write(write_ndvi.ndvi(src), str(tmp_path / "clean.zarr"), region_bytes="64KiB",
+                          ledger=f"sqlite:///{tmp_path}/clean.db", cluster=dask_cluster)
+    assert clean.status == "completed"
+    a = xr.open_zarr(store)["data"].values
+    b = xr.open_zarr(tmp_path / "clean.zarr")["data"].values
+    np.testing.assert_array_equal(a, b)  # NaN in the same places, the same values elsewhere
+    assert again.result["band_stats"] == clean.result["band_stats"]
+
+
+def test_write_reads_and_writes_azure(tmp_path, azurite, az_container, dask_cluster, sqlite_url):
+    from geoproc.storage import open_fs
+
+    fs, _ = open_fs(f"az://{az_container}", {"az": {"connection_string": azurite}})
+    local = _scene(tmp_path / "scene.tif", 512)
+    fs.put_file(str(local), f"{az_container}/in/scene.tif")
+    a = geoproc.open(f"az://{az_container}/in/scene.tif", chunks=128)
+    assert list(a.band.values) == ["blue", "green", "red", "nir"]
+    out = f"az://{az_container}/out/scene.zarr"
+    res = geoproc.write(a.sel(band=["red", "nir"]), out, cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    back = xr.open_zarr(out, storage_options={"connection_string": azurite}, decode_coords="all")
+    np.testing.assert_array_equal(back["data"].values, a.sel(band=["red", "nir"]).values)
+    assert back.rio.crs.to_epsg() == 32633
+    again = geoproc.write(geoproc.open(f"az://{az_container}/in/scene.tif", chunks=128).sel(band=["red", "nir"]),
+                          out, cluster=dask_cluster, ledger=sqlite_url)
+    assert again.cached and again.job_id == res.job_id
+
+
+@pytest.fixture(autouse=True)
+def _forget_script_module():
+    yield
+    sys.modules.pop("write_ndvi", None)
