@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from .jobs.write import handlers_for_array
 from .ledger import JobRecord, Ledger, open_ledger
 from .model import JobType
 from .raster.open import open_one
+from .raster.profiles import BLOCKSIZE
 from .raster.regions import REGION_BYTES, check_writable, zarr_chunks
 from .settings import Settings, check_cluster
 from .spec import load_spec, resolve
@@ -200,12 +202,25 @@ def open(source: str, *, chunks: int | tuple[int, int] | None = None, bands: lis
                     storage_options=resolve_storage_options())
 
 
+def _nodata_param(nodata: Any) -> float | str | None:
+    """A nodata value as a job parameter: NaN as ``"nan"`` (job ids are hashed from strict JSON)."""
+    if nodata is None:
+        return None
+    return "nan" if math.isnan(float(nodata)) else float(nodata)
+
+
 def write(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
           chunks: tuple[int, int] | None = None, region_bytes: int | str = REGION_BYTES, overwrite: bool = False,
           memory_limit: int | str = "256MB", cluster: Any = None, workers: int | None = None,
           ledger: str | Ledger | None = None, force: bool = False, wait: bool = True,
-          on_event: Callable[[str, dict], None] | None = None, settings: Settings | None = None) -> JobResult:
+          on_event: Callable[[str, dict], None] | None = None, settings: Settings | None = None,
+          **options: Any) -> JobResult:
     """Write a lazy xarray computation to ``output``, one ledger task per region of whole chunks.
+
+    ``format`` is ``"zarr"`` (a Zarr v3 store), ``"cog"`` (one COG at the ``.tif`` URL ``output``,
+    assembled with overviews in bounded memory) or ``"tiles"`` (one COG per region and a VRT under the
+    directory ``output``). ``options`` are further parameters of the ``write`` job (``tier``,
+    ``overview_resampling``, ``gdal_threads``; see ``geoproc list write``).
 
     The job is named by the computation's Dask token plus the output and its options: the same cell
     run twice computes nothing the second time; after a crash only the regions not yet written run.
@@ -223,6 +238,8 @@ def write(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
             raise InvalidInput(f"the array is in memory ({human_bytes(arr.nbytes)}, above memory_limit "
                                f"{human_bytes(limit)}); chunk it, e.g. obj.chunk({{'y': 1024, 'x': 1024}}), or "
                                "open its rasters with geoproc.open(), which is lazy.", code=NOT_LAZY)
+    if chunks is None and format in ("cog", "tiles"):
+        chunks = (BLOCKSIZE, BLOCKSIZE)  # regions of whole COG blocks
     size = zarr_chunks(arr, chunks)
     if arr.chunks is None:
         arr = arr.chunk({"y": size[0], "x": size[1]})
@@ -231,6 +248,7 @@ def write(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
     model = jt.validate({
         "token": tokenize(arr), "output": output, "format": format, "name": name, "chunks": size,
         "region_bytes": region_bytes, "overwrite": overwrite, "bands": arr.sizes.get("band", 1), "dtype": arr.dtype.name,
+        "nodata": _nodata_param(arr.rio.nodata), **options,
         "grid": {"crs": gb.crs.to_wkt(), "transform": list(gb.transform)[:6], "shape": list(gb.shape)}})
     return _drive(jt, model, handlers_for_array(arr), t0=t0, settings=settings, cluster=cluster, workers=workers,
                   ledger=ledger, force=force, verify=False, wait=wait, on_event=on_event)

@@ -164,7 +164,8 @@ def _assemble_single(params: JSON, ctx: TaskContext) -> AssemblyResult:
     nodata = grid.get("nodata")
     vrt = {"crs_wkt": grid["crs_wkt"], "transform": grid["transform"], "width": grid["width"],
            "height": grid["height"], "count": grid["count"], "dtype": grid["dtype"], "nodata": nodata,
-           "colorinterp": grid.get("colorinterp"), "sources": _sources(params, gdal_path)}
+           "colorinterp": grid.get("colorinterp"), "sources": _sources(params, gdal_path),
+           "tags": params.get("tags")}
     with tempfile.TemporaryDirectory(prefix="geoproc-mosaic-") as tmp:
         mosaic = os.path.join(tmp, "mosaic.vrt")
         build_vrt(mosaic, **vrt)

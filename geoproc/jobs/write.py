@@ -1,13 +1,18 @@
-"""write: a lazy xarray computation into a Zarr store, region by region, each region a ledger task.
+"""write: a lazy xarray computation into a Zarr store, one COG, or COG tiles, one ledger task per region.
 
 Stages:
 
-1. ``template`` one task writes the store's metadata and coordinates (and refuses a store that another
-                job or tool wrote, unless ``overwrite``);
+1. ``template`` one task prepares the output: the Zarr store's metadata and coordinates; for a COG or
+                tiles, the check that nothing another job or tool wrote is in the way (unless
+                ``overwrite``);
 2. ``regions``  one task per region of whole chunks (key ``r{row}c{col}``): the worker computes its
-                slice of the array and writes it; its statistics' running counts are the result, and
-                the stage merges them;
-3. ``finalize`` one task consolidates the metadata; the job result holds the per-band statistics.
+                slice of the array and writes it (a Zarr region; a compressed part of the COG; a tile
+                COG); its statistics' running counts are in the result, and the stage merges them;
+3. ``finalize`` one task finishes the output: consolidates the Zarr metadata; assembles the COG from
+                its parts with overviews computed level by level in bounded memory (the ``large_raster``
+                assembly: GDAL's COG driver is never fed from Dask, whose overviews come out empty,
+                rioxarray#410), checks it, stamps it with the job id and publishes it atomically;
+                writes the tiles' VRT and footprints.
 
 The job is named by the computation, not by how it was built: ``token`` is the array's Dask token
 (geoproc opens rasters with content-addressed names), so the same cell run twice is the same job and
@@ -19,12 +24,15 @@ cannot be resumed from the command line, only by calling ``geoproc.write`` again
 from __future__ import annotations
 
 import functools
+import os
+import posixpath
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from affine import Affine
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..errors import WRITE_NEEDS_ARRAY, InvalidInput
 from ..model import (
@@ -39,27 +47,48 @@ from ..model import (
     TaskSpec,
     only_result,
 )
+from ..raster import footprint
 from ..raster import regions as rg
+from ..raster.checks import check_cog
+from ..raster.cog import PROVENANCE_TAG
+from ..raster.profiles import cog_options
 from ..raster.stats import BandStats
+from ..raster.writers import write_cog, write_part
+from ..storage import join, publish, redact, sha256_file
 from ..storage.urls import Location
 from ..units import ByteSize
+from . import large_raster_tasks
 
 if TYPE_CHECKING:
     import xarray as xr
     from odc.geo.geobox import GeoBox
 
+Format = Literal["zarr", "cog", "tiles"]
+ASSEMBLY_CACHE = 64 * 2**20  # GDAL block cache of the COG assembly (as a large_raster assembly's at most)
+
+
 class Params(JobParams):
     token: str = Field(..., min_length=8, description="the Dask token of the computation (set by geoproc.write)")
-    output: Location = Field(..., description="URL of the Zarr store to write (local or az://)")
-    format: Literal["zarr"] = Field("zarr", description="output format")
-    name: str = Field("data", min_length=1, max_length=100, description="name of the array in the store")
-    chunks: tuple[int, int] = Field(..., description="Zarr chunk edge (y, x) in pixels")
+    output: Location = Field(..., description="Zarr store URL (zarr), the .tif URL (cog), or a directory (tiles)")
+    format: Format = Field("zarr", description="zarr, cog (one COG) or tiles (one COG per region and a VRT)")
+    name: str = Field("data", min_length=1, max_length=100, description="name of the array in a Zarr store")
+    chunks: tuple[int, int] = Field(..., description="chunk edge (y, x) in pixels: Zarr chunks; COG regions' unit")
     region_bytes: ByteSize = Field(ByteSize(rg.REGION_BYTES), ge=2**16,
                                    description="about how much output one region task computes and holds")
     grid: dict[str, Any] = Field(..., description="output grid: crs (WKT), transform, shape [y, x]")
     bands: int = Field(1, ge=1, description="number of bands (1 for a (y, x) array)")
     dtype: str = Field(..., description="data type of the array")
-    overwrite: bool = Field(False, description="replace a store this job did not write")
+    nodata: float | str | None = Field(None, description="nodata of the array (a number, 'nan' or none)")
+    tier: Literal["analysis", "archive"] = Field("analysis", description="COG compression tier (DEFLATE or ZSTD)")
+    overview_resampling: str = Field("average", description="GDAL kernel of the COG overviews")
+    gdal_threads: int = Field(2, ge=1, le=64, description="GDAL threads of the COG assembly")
+    overwrite: bool = Field(False, description="replace an output this job did not write")
+
+    @model_validator(mode="after")
+    def _output_fits_format(self) -> Params:
+        if self.format == "cog" and not self.output.lower().endswith((".tif", ".tiff")):
+            raise ValueError(f"output={self.output!r}: a COG output is a .tif URL")
+        return self
 
     def geobox(self) -> GeoBox:
         from odc.geo.geobox import GeoBox  # odc-geo: loaded by the planning driver only
@@ -67,21 +96,59 @@ class Params(JobParams):
         h, w = self.grid["shape"]
         return GeoBox((h, w), Affine(*self.grid["transform"][:6]), self.grid["crs"])
 
+    def nodata_value(self) -> float | None:
+        return None if self.nodata is None else float(self.nodata)
+
+    def stem(self) -> str:
+        base = posixpath.basename(self.output.rstrip("/"))
+        return posixpath.splitext(base)[0] if self.format == "cog" else base
+
+    def parts(self) -> str:
+        """Where the COG's parts wait for the assembly (removed once it is published)."""
+        return join(posixpath.dirname(self.output), f".{self.stem()}.parts")
+
+    def stamp(self, job_id: str) -> str:
+        """What the output carries (a GeoTIFF tag) to be recognised as this job's."""
+        return f"write:{job_id}"
+
 
 def plan_template(p: Params, previous: None) -> Iterator[TaskSpec]:
-    yield TaskSpec(key="template", params={"output": p.output, "name": p.name, "chunks": list(p.chunks),
-                                           "overwrite": p.overwrite})
+    target = join(p.output, f"{p.stem()}.vrt") if p.format == "tiles" else p.output
+    yield TaskSpec(key="template", params={"format": p.format, "output": target, "name": p.name,
+                                           "chunks": list(p.chunks), "overwrite": p.overwrite})
 
 
 def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     itemsize = np.dtype(p.dtype).itemsize
+    transform = Affine(*p.grid["transform"][:6])
+    common = {"format": p.format, "output": p.output, "name": p.name, "crs": p.grid["crs"], "nodata": p.nodata,
+              "tier": p.tier, "overview_resampling": p.overview_resampling}
     for r in rg.plan_regions(p.geobox(), p.chunks, bands=p.bands, itemsize=itemsize, region_bytes=int(p.region_bytes)):
-        yield TaskSpec(key=r.key, params={"output": p.output, "name": p.name, "row": r.row, "col": r.col,
-                                          "y": list(r.y), "x": list(r.x)})
+        dest = None
+        if p.format == "cog":
+            dest = join(p.parts(), f"{r.key}.tif")
+        elif p.format == "tiles":
+            dest = join(p.output, f"{p.stem()}_{r.key}.tif")
+        at = transform * Affine.translation(r.x[0], r.y[0])
+        yield TaskSpec(key=r.key, params={**common, "row": r.row, "col": r.col, "y": list(r.y), "x": list(r.x),
+                                          "dest": dest, "transform": list(at)[:6]})
 
 
 def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
-    yield TaskSpec(key="finalize", params={"output": p.output, "stats": previous.value})
+    if p.format == "zarr":
+        yield TaskSpec(key="finalize", params={"format": p.format, "output": p.output, "stats": previous.value})
+        return
+    h, w = p.grid["shape"]
+    keep = ("key", "row", "col", "url", "transform", "shape", "inner", "bounds", "bbox_wgs84", "size", "sha256")
+    tiles = [{k: r.get(k) for k in keep} for r in previous.results()]
+    stats = previous.value
+    yield TaskSpec(key="finalize", params={
+        "format": p.format, "mode": "single" if p.format == "cog" else "tiles", "output": p.output,
+        "stem": p.stem(), "parts": p.parts(), "tiles": tiles, "tier": p.tier, "raster_type": "continuous",
+        "overview_resampling": p.overview_resampling, "gdal_threads": p.gdal_threads,
+        "cache_bytes": ASSEMBLY_CACHE, "stats": stats and {"counts": stats["counts"], "covered": stats["pixels"]},
+        "grid": {"crs_wkt": p.grid["crs"], "transform": list(p.grid["transform"])[:6], "width": w, "height": h,
+                 "count": p.bands, "dtype": p.dtype, "nodata": p.nodata_value(), "colorinterp": None}})
 
 
 # --- handlers (on workers; the array comes from geoproc.write) ------------------------------------------
@@ -95,21 +162,57 @@ def _need(obj: xr.DataArray | None) -> xr.DataArray:
 
 
 def template(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None) -> JSON:
-    return rg.write_template(_need(obj), params["output"], name=params["name"], chunks=tuple(params["chunks"]),
-                             job_id=ctx.job_id, overwrite=params["overwrite"], storage_options=ctx.storage_options)
+    """Prepare the output: a Zarr template, or the check that no foreign file is in the way."""
+    arr = _need(obj)
+    if params["format"] == "zarr":
+        return rg.write_template(arr, params["output"], name=params["name"], chunks=tuple(params["chunks"]),
+                                 job_id=ctx.job_id, overwrite=params["overwrite"], storage_options=ctx.storage_options)
+    rg.refuse_foreign_raster(params["output"], f"write:{ctx.job_id}", params["overwrite"], ctx.storage_options)
+    return {"output": redact(params["output"]), "shape": list(arr.shape), "dtype": arr.dtype.name}
 
 
 def region(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None) -> JSON:
+    """Compute one region and write it: a Zarr region, a part of the COG, or a tile COG."""
+    arr = _need(obj)
     r = rg.Region(params["row"], params["col"], tuple(params["y"]), tuple(params["x"]))
-    return rg.write_zarr_region(_need(obj), params["output"], r, name=params["name"],
-                                storage_options=ctx.storage_options)
+    if params["format"] == "zarr":
+        return rg.write_zarr_region(arr, params["output"], r, name=params["name"], storage_options=ctx.storage_options)
+    data = rg.compute_region(arr, r, ctx.storage_options)
+    data = data if data.ndim == 3 else data[np.newaxis]
+    nodata = None if params["nodata"] is None else float(params["nodata"])
+    counted = rg.count_stats(data, nodata)
+    h, w = data.shape[1:]
+    out: JSON = {"key": ctx.key, "row": r.row, "col": r.col, "transform": params["transform"], "shape": [h, w],
+                 "inner": [0, 0, w, h], **counted}
+    with tempfile.TemporaryDirectory(prefix="geoproc-region-") as tmp:
+        local = os.path.join(tmp, f"{ctx.key}.tif")
+        if params["format"] == "cog":
+            write_part(data, local, crs=params["crs"], transform=params["transform"], nodata=nodata)
+        else:
+            opts = cog_options(params["tier"], str(data.dtype), overview_resampling=params["overview_resampling"],
+                               raster_type="continuous")
+            write_cog(data, local, crs=params["crs"], transform=params["transform"], nodata=nodata, options=opts)
+            facts = check_cog(local)
+            out["bounds"] = facts["bounds"]
+            out["bbox_wgs84"] = footprint.bbox_wgs84(params["crs"], tuple(facts["bounds"]))
+        del data
+        out["size"], out["sha256"] = os.path.getsize(local), sha256_file(local)
+        publish(local, params["dest"], ctx.storage_options, move=True)
+    out["url"] = redact(params["dest"])
+    return out
 
 
 def finalize(params: JSON, ctx: TaskContext) -> JSON:
-    rg.finish_store(params["output"], ctx.storage_options)
-    stats = params.get("stats")
-    band_stats = BandStats.from_json(stats["counts"]).result(stats["pixels"]) if stats else None
-    return {"output": params["output"], "band_stats": band_stats}
+    """Finish the output: consolidate the Zarr metadata, or assemble the COG / the tiles' VRT."""
+    if params["format"] == "zarr":
+        rg.finish_store(params["output"], ctx.storage_options)
+        stats = params.get("stats")
+        band_stats = BandStats.from_json(stats["counts"]).result(stats["pixels"]) if stats else None
+        return {"output": params["output"], "band_stats": band_stats}
+    stamp = {PROVENANCE_TAG: f"write:{ctx.job_id}"}
+    if params["format"] == "cog":
+        return large_raster_tasks.assemble({**params, "tags": stamp}, ctx)
+    return large_raster_tasks.assemble(params, ctx)
 
 
 HANDLERS: dict[str, Callable[..., JSON]] = {"write.template": template, "write.region": region,
@@ -127,26 +230,32 @@ def count_regions(p: Params, results: Iterator[JSON]) -> JSON | None:
 
 
 def job_result(p: Params, values: list[JSON | None]) -> JSON:
-    tmpl, stats, final = values
-    return {"output": p.output, "format": p.format, "name": p.name, "shape": (tmpl or {}).get("shape"),
-            "chunks": (tmpl or {}).get("chunks"), "dtype": p.dtype,
-            "band_stats": (final or {}).get("band_stats")}
+    tmpl, _, final = values
+    final = final or {}
+    out = {"output": p.output, "format": p.format, "shape": (tmpl or {}).get("shape"), "dtype": p.dtype,
+           "chunks": list(p.chunks), "band_stats": final.get("band_stats")}
+    if p.format == "zarr":
+        out["name"] = p.name
+    else:
+        out.update({k: final.get(k) for k in ("size", "sha256", "overviews", "bbox_wgs84", "mosaic", "footprints",
+                                              "tiles") if k in final})
+    return out
 
 
 Write = JobType(
     name="write",
-    description="Write a lazy xarray computation into a Zarr store, one task per region (from Python: "
-                "geoproc.write).",
+    description="Write a lazy xarray computation to Zarr, a COG or COG tiles, one task per region (from "
+                "Python: geoproc.write).",
     params=Params,
     stages=(
         Stage("template", handler="write.template", plan=plan_template, aggregate=only_result,
-              description="write the store's metadata and coordinates"),
+              description="prepare the output (Zarr metadata; no foreign file in the way)"),
         Stage("regions", handler="write.region", plan=plan_regions, aggregate=count_regions, heavy=True,
               retry=RetryPolicy(attempts=3), description="compute and write each region of whole chunks"),
-        Stage("finalize", handler="write.finalize", plan=plan_finalize, aggregate=only_result,
-              description="consolidate the metadata; the per-band statistics"),
+        Stage("finalize", handler="write.finalize", plan=plan_finalize, aggregate=only_result, heavy=True,
+              description="consolidate the Zarr metadata, or assemble the COG / the tiles' VRT"),
     ),
-    hash_exclude=frozenset({"overwrite"}),
+    hash_exclude=frozenset({"overwrite", "gdal_threads"}),
     failure_policy=ALL_OR_NOTHING,
     finalize=job_result,
 )

@@ -30,6 +30,8 @@ import rasterio
 
 from ..errors import BAD_DIMS, CRS_MISSING, NOT_A_DATAARRAY, ZARR_INCOMPATIBLE, InvalidInput, OutputExists
 from ..storage import gdal_env, is_local, local_path, open_fs, options_for, redact, storage_errors
+from .cog import PROVENANCE_TAG
+from .io import open_raster
 from .stats import BandStats
 
 if TYPE_CHECKING:
@@ -142,9 +144,8 @@ def write_template(obj: xr.DataArray, store: str, *, name: str, chunks: tuple[in
             "nodata": None if nodata is None else _json_number(nodata)}
 
 
-def write_zarr_region(obj: xr.DataArray, store: str, region: Region, *, name: str,
-                      storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Compute one region on this worker and write it; returns its statistics' running counts.
+def compute_region(obj: xr.DataArray, region: Region, storage_options: Mapping[str, Any] | None) -> np.ndarray:
+    """The region's slice of ``obj``, computed here.
 
     The slice is computed with the synchronous scheduler in this thread, inside a GDAL session holding
     the credentials of every protocol the job was given, so the rasters it reads open on ``/vsiaz/``
@@ -152,23 +153,52 @@ def write_zarr_region(obj: xr.DataArray, store: str, region: Region, *, name: st
     """
     import dask
 
-    ys, xs = slice(*region.y), slice(*region.x)
-    part = obj.isel(y=ys, x=xs)
+    part = obj.isel(y=slice(*region.y), x=slice(*region.x))
     so = storage_options or {}
     env: dict[str, str] = {}
     for proto in so:
         env.update(gdal_env(f"{proto}://credentials/probe", so))
     with rasterio.Env(**env), dask.config.set(scheduler="sync"):
-        data = np.asarray(part.data)
+        return np.asarray(part.data)
+
+
+def count_stats(data: np.ndarray, nodata: float | None) -> dict[str, Any]:
+    """The running counts of a region's per-band statistics (merged by :func:`merge_stats`)."""
+    block = data if data.ndim == 3 else data[np.newaxis]
+    acc = BandStats(block.shape[0], str(block.dtype), nodata)
+    acc.add(block)
+    return {"stats": acc.to_json(), "pixels": int(block.shape[1] * block.shape[2])}
+
+
+def write_zarr_region(obj: xr.DataArray, store: str, region: Region, *, name: str,
+                      storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Compute one region on this worker and write it; returns its statistics' running counts."""
+    ys, xs = slice(*region.y), slice(*region.x)
+    part = obj.isel(y=ys, x=xs)
+    data = compute_region(obj, region, storage_options)
     ds = _dataset(part.copy(data=data), name)
     ds = ds.drop_vars([v for v in ds.variables if not set(ds[v].dims) & set(SPATIAL)])
     with storage_errors(store, "write"):
         ds.to_zarr(_zarr_store(store), region={"y": ys, "x": xs}, zarr_format=3, consolidated=False,
                    storage_options=_zarr_options(store, storage_options))
-    block = data if data.ndim == 3 else data[np.newaxis]
-    acc = BandStats(block.shape[0], str(block.dtype), obj.rio.nodata)
-    acc.add(block)
-    return {"stats": acc.to_json(), "pixels": int(block.shape[1] * block.shape[2])}
+    return count_stats(data, obj.rio.nodata)
+
+
+def refuse_foreign_raster(url: str, stamp: str, overwrite: bool, storage_options: Mapping[str, Any] | None) -> None:
+    """Refuse an existing file at ``url`` that does not carry ``stamp`` (this job's), unless ``overwrite``."""
+    with storage_errors(url, "check"):
+        fs, path = open_fs(url, storage_options)
+        exists = fs.exists(path)
+    if not exists or overwrite:
+        return
+    try:
+        with open_raster(url, storage_options) as ds:
+            found = ds.tags().get(PROVENANCE_TAG)
+    except InvalidInput:
+        found = None
+    if found != stamp:
+        raise OutputExists(f"{redact(url)} exists and was not written by this job; set overwrite=true to replace "
+                           "it, or choose another output.")
 
 
 def finish_store(store: str, storage_options: Mapping[str, Any] | None) -> None:

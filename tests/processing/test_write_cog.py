@@ -1,0 +1,118 @@
+"""geoproc.write to one COG and to COG tiles: parts written by region tasks, assembled with real overviews."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from kit.rasters import write_geotiff
+from rasterio.enums import Resampling
+from rio_cogeo.cogeo import cog_validate
+
+import geoproc
+from geoproc.errors import OutputExists
+from geoproc.ledger import open_ledger
+
+
+@pytest.fixture
+def scene(tmp_path):
+    """A 4-band uint16 scene (nodata 0 in a corner), 1500 x 1100 px, tiled 256."""
+    h, w = 1100, 1500
+    yy, xx = np.mgrid[0:h, 0:w]
+    data = np.stack([(xx * (b + 1) + yy * 3 + 100 * b) % 4000 + 1 for b in range(4)]).astype("uint16")
+    data[:, :130, :170] = 0
+    path = write_geotiff(tmp_path / "scene.tif", size=(w, h), dtype="uint16", nodata=0, data=data,
+                         tiled=True, blockxsize=256, blockysize=256)
+    with rasterio.open(path, "r+") as ds:
+        ds.descriptions = ("blue", "green", "red", "nir")
+    return path, data
+
+
+def _ndvi(a):
+    red, nir = a.sel(band="red").astype("float32"), a.sel(band="nir").astype("float32")
+    return ((nir - red) / (nir + red)).where(a.sel(band="red") != 0).rio.write_nodata(np.nan)
+
+
+def test_a_float_cog_equals_numpy_and_is_a_valid_cog(scene, tmp_path, dask_cluster, sqlite_url):
+    path, data = scene
+    out = tmp_path / "out" / "ndvi.tif"
+    res = geoproc.write(_ndvi(geoproc.open(str(path))), str(out), format="cog", region_bytes="1MiB",
+                        cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    assert next(s for s in res.stages if s.name == "regions").total > 4
+    valid, errors, _ = cog_validate(str(out), strict=True)
+    assert valid, errors
+    red, nir = data[2].astype("float32"), data[3].astype("float32")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = np.where(data[2] != 0, (nir - red) / (nir + red), np.nan).astype("float32")
+    with rasterio.open(out) as ds:
+        got = ds.read(1)
+        assert ds.crs.to_epsg() == 32633 and np.isnan(ds.nodata)
+        assert ds.overviews(1) == [2, 4] and ds.block_shapes[0] == (512, 512)
+        assert ds.profile["compress"].lower() == "deflate"
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
+    assert res.result["sha256"] and res.result["size"] == out.stat().st_size
+    assert not (tmp_path / "out" / ".ndvi.parts").exists()  # the parts are gone once assembled
+    stats = res.result["band_stats"][0]
+    assert stats["maximum"] == pytest.approx(float(np.nanmax(want)))
+    again = geoproc.write(_ndvi(geoproc.open(str(path))), str(out), format="cog", region_bytes="1MiB",
+                          cluster=dask_cluster, ledger=sqlite_url)
+    assert again.cached and again.executed == 0
+
+
+def test_overviews_match_gdal_on_the_same_data(scene, tmp_path, dask_cluster, sqlite_url):
+    path, data = scene
+    out = tmp_path / "scene_cog.tif"
+    res = geoproc.write(geoproc.open(str(path)), str(out), format="cog", region_bytes="2MiB",
+                        cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    ref = write_geotiff(tmp_path / "ref.tif", size=(1500, 1100), dtype="uint16", nodata=0, data=data,
+                        tiled=True, blockxsize=512, blockysize=512)
+    with rasterio.open(ref, "r+") as ds:
+        ds.build_overviews([2, 4], Resampling.average)
+    with rasterio.open(out) as ours, rasterio.open(ref) as gdal:
+        np.testing.assert_array_equal(ours.read(), data)
+        assert ours.overviews(1) == [2, 4]
+        for level in (2, 4):
+            shape = (4, ours.height // level, ours.width // level)
+            a = ours.read(out_shape=shape, resampling=Resampling.nearest).astype("int32")
+            b = gdal.read(out_shape=shape, resampling=Resampling.nearest).astype("int32")
+            assert (a != 0).mean() > 0.9  # real overviews, not empty ones
+            assert np.abs(a - b).max() <= 1, level
+    assert cog_validate(str(out), strict=True)[0]
+
+
+def test_tiles_and_their_vrt(scene, tmp_path, dask_cluster, sqlite_url):
+    path, data = scene
+    out = tmp_path / "tiles"
+    res = geoproc.write(geoproc.open(str(path), bands=["red", "nir"]), str(out), format="tiles",
+                        region_bytes="2MiB", cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    tiles = sorted(out.glob("tiles_r*c*.tif"))
+    assert len(tiles) == res.result["tiles"] > 1
+    assert all(cog_validate(str(t), strict=True)[0] for t in tiles)
+    with rasterio.open(out / "tiles.vrt") as vrt:
+        np.testing.assert_array_equal(vrt.read(), data[2:4])
+    assert (out / "tiles_tiles.geojson").exists()
+
+
+def test_a_foreign_tif_is_refused_unless_overwrite(scene, tmp_path, dask_cluster, sqlite_url):
+    path, _ = scene
+    out = tmp_path / "taken.tif"
+    write_geotiff(out, size=(10, 10))
+    a = geoproc.open(str(path), bands=["red"])
+    res = geoproc.write(a, str(out), format="cog", cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "failed"
+    led = open_ledger(sqlite_url, read_only=True)
+    try:
+        (failed,) = led.list_tasks(res.job_id, status="failed")
+    finally:
+        led.close()
+    assert failed["error_code"] == OutputExists.code
+    with rasterio.open(out) as ds:
+        assert ds.width == 10  # untouched
+    res = geoproc.write(a, str(out), format="cog", overwrite=True, cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed"
+    with rasterio.open(out) as ds:
+        assert ds.width == 1500
