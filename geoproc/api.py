@@ -18,13 +18,14 @@ from .jobs import ALL_HANDLERS, get_job
 from .jobs.write import handlers_for_array
 from .ledger import JobRecord, Ledger, open_ledger
 from .model import JobType
-from .raster.open import open_one
+from .raster.open import open_many, open_one, reproject
 from .raster.profiles import BLOCKSIZE
 from .raster.regions import REGION_BYTES, check_writable, zarr_chunks
 from .settings import Settings, check_cluster
 from .spec import load_spec, resolve
 from .status import RETRYABLE, JobStatus, TaskStatus
 from .storage import resolve_storage_options
+from .storage.listing import is_directory, list_files
 from .storage.urls import canonical
 from .units import ByteSize, human_bytes
 
@@ -186,20 +187,42 @@ def _drive(jt: JobType, model: Any, handlers: dict[str, Any], *, t0: float, sett
             led.close()
 
 
-def open(source: str, *, chunks: int | tuple[int, int] | None = None, bands: list[int | str] | None = None,
-         masked: bool = False) -> Any:
-    """Open a raster lazily as an ``xarray.DataArray`` with dims ``(band, y, x)``.
+def open(source: str | list[str], *, crs: Any = None, resolution: float | None = None,
+         bounds: tuple[float, float, float, float] | None = None, chunks: int | tuple[int, int] | None = None,
+         bands: list[int | str] | None = None, resampling: str = "nearest", masked: bool = False,
+         suffixes: tuple[str, ...] = (".tif", ".tiff")) -> Any:
+    """Open rasters lazily as xarray.
 
-    ``source`` is a local path or a URL geoproc's storage layer reads (``az://`` with the credential
-    chain of ``geoproc run``). Chunks hold whole blocks of the file; the band coordinate holds the band
-    names (descriptions, else ``b1``...); ``.rio`` and ``.odc`` work. The Dask name is a token of the
-    file and of how it was opened, so a computation built on it has the same identity in every session,
-    and :func:`write` of it resumes instead of starting over.
+    One raster URL gives a ``DataArray`` with dims ``(band, y, x)``; a list of URLs, or a directory /
+    container / prefix (its files ending in ``suffixes``), gives ``(time, band, y, x)`` on one grid.
+    The grid is given by ``crs`` / ``resolution`` / ``bounds`` (bounds in the output CRS), each
+    defaulting to the first raster's CRS and resolution and the union of the inputs' extents; rasters
+    not on it are reprojected on load (odc-geo, ``resampling``). On one raster, any of the three
+    reprojects it.
+
+    Reads go through geoproc's storage layer (``az://`` with the credential chain of ``geoproc run``).
+    Chunks hold whole blocks of the files; the band coordinate holds the band names (descriptions,
+    else ``b1``...); ``.rio`` and ``.odc`` work. Dask names are tokens of the files and of how they
+    were opened, so a computation built on them has the same identity in every session, and
+    :func:`write` of it resumes instead of starting over.
     """
+    so = resolve_storage_options()
+    kw = {"chunks": chunks, "bands": bands, "masked": masked, "storage_options": so}
+    if isinstance(source, (list, tuple)):
+        return open_many([canonical(u) for u in source], crs=crs, resolution=resolution, bounds=bounds,
+                         resampling=resampling, **kw)
     if not isinstance(source, str):
-        raise InvalidSetting(f"geoproc.open takes one raster URL or path, not {type(source).__name__}")
-    return open_one(canonical(source), chunks=chunks, bands=bands, masked=masked,
-                    storage_options=resolve_storage_options())
+        raise InvalidSetting(f"geoproc.open takes a raster URL, a list of them or a directory, not "
+                             f"{type(source).__name__}")
+    url = canonical(source)
+    if not url.lower().endswith(tuple(s.lower() for s in suffixes)) and is_directory(url, so):
+        files, _ = list_files(url, so, suffixes=suffixes)
+        return open_many([f.url for f in files], crs=crs, resolution=resolution, bounds=bounds,
+                         resampling=resampling, **kw)
+    one = open_one(url, **kw)
+    if crs is None and resolution is None and bounds is None:
+        return one
+    return reproject(one, crs=crs, resolution=resolution, bounds=bounds, resampling=resampling)
 
 
 def _nodata_param(nodata: Any) -> float | str | None:

@@ -427,6 +427,14 @@ NOT_LAZY = _code("NOT_LAZY", "The array to write is held in memory (NumPy, not D
 ZARR_INCOMPATIBLE = _code("ZARR_INCOMPATIBLE", "The Zarr store already holds an array of that name written "
                           "by another job (another computation, grid or chunking).",
                           "Write to another store, or set overwrite=true to replace it.", "invalid")
+NOTHING_TO_OPEN = _code("NOTHING_TO_OPEN", "geoproc.open was given no rasters: an empty list, a directory "
+                        "or prefix without rasters, or a STAC search that matched no item.",
+                        "Check the path, the suffixes, or the search's bbox and datetime.", "invalid")
+BANDS_DIFFER = _code("BANDS_DIFFER", "The rasters opened together have different bands.",
+                     "Choose the bands they share with bands=[...].", "invalid")
+NO_OVERLAP = _code("NO_OVERLAP", "The rasters do not overlap the output grid (bounds), so every pixel would "
+                   "be nodata.", "Check bounds= and its CRS (bounds are in the output CRS), or the inputs.",
+                   "invalid")
 WRITE_NEEDS_ARRAY = _code("WRITE_NEEDS_ARRAY", "A write job's task ran without its array: write jobs run from "
                           "the Python session that holds the computation.",
                           "Call geoproc.write(array, output) again with the same computation; it resumes.",

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 import rasterio
 from dask.base import tokenize
 
+from ..errors import BANDS_DIFFER, NO_OVERLAP, NOTHING_TO_OPEN, InvalidInput
 from ..storage import gdal_env, gdal_path, is_local, local_path, open_fs, redact, storage_errors
 from ..storage.urls import canonical
+from .header import source_datetime
 from .io import raster_errors
 
 if TYPE_CHECKING:
@@ -95,3 +97,107 @@ def _identity(url: str, storage_options: Mapping[str, Any]) -> tuple[Any, ...]:
         fs, path = open_fs(url, storage_options)
         info = fs.info(path)
     return (info.get("size"), info.get("etag") or info.get("ETag") or info.get("last_modified"))
+
+
+def reproject(da: xr.DataArray, *, crs: Any = None, resolution: float | None = None,
+              bounds: Sequence[float] | None = None, resampling: str = "nearest") -> xr.DataArray:
+    """``da`` reprojected lazily onto the grid given by ``crs`` / ``resolution`` / ``bounds`` (each
+    defaulting to ``da``'s own), with a content-addressed name (see :func:`onto`)."""
+    grid = target_grid([da], crs=crs, resolution=resolution, bounds=bounds)
+    check_overlap([da], grid)
+    return onto(da, grid, resampling=resampling)
+
+
+def check_overlap(arrays: Sequence[xr.DataArray], grid: Any) -> None:
+    """Refuse a grid that none of the rasters overlaps (every output pixel would be nodata)."""
+    if not any(a.odc.geobox.extent.to_crs(grid.crs).intersects(grid.extent) for a in arrays):
+        b = grid.boundingbox
+        raise InvalidInput(f"no input overlaps the output grid ({b.left:g}, {b.bottom:g}, {b.right:g}, {b.top:g} in "
+                           f"{grid.crs}); check bounds= (given in the output CRS) and the inputs.", code=NO_OVERLAP)
+
+
+def target_grid(arrays: Sequence[xr.DataArray], *, crs: Any = None, resolution: float | None = None,
+                bounds: Sequence[float] | None = None) -> Any:
+    """The one ``GeoBox`` several rasters are loaded onto.
+
+    ``crs`` defaults to the first raster's; ``resolution`` to the first raster's (its native one in
+    that CRS, as GDAL would choose); ``bounds`` (in ``crs``) to the union of the rasters' extents.
+    """
+    from odc.geo.geobox import GeoBox
+
+    first = arrays[0].odc.geobox
+    crs = first.crs if crs is None else crs
+    if resolution is None:
+        native = first if first.crs == crs else arrays[0].odc.output_geobox(crs)
+        resolution = abs(native.resolution.x)
+    if bounds is None:
+        boxes = [a.odc.geobox.extent.to_crs(crs).boundingbox for a in arrays]
+        bounds = (min(b.left for b in boxes), min(b.bottom for b in boxes), max(b.right for b in boxes),
+                  max(b.top for b in boxes))
+    return GeoBox.from_bbox(tuple(bounds), crs, resolution=resolution)
+
+
+def onto(da: xr.DataArray, grid: Any, *, resampling: str = "nearest") -> xr.DataArray:
+    """``da`` on ``grid`` (an odc-geo ``GeoBox``), lazily, with a deterministic Dask name.
+
+    odc-geo names its reprojection keys with ``uuid4``: a computation built on them would get a new
+    identity in every session, and its write would never resume. The result is therefore wrapped in
+    one blockwise identity layer named from a token of the source's name, the grid and the kernel;
+    identities are taken from that outermost name.
+    """
+    import dask.array as dsa
+    from odc.geo.xr import xr_reproject
+
+    if da.odc.geobox == grid:
+        return da
+    nodata = da.rio.nodata
+    out = xr_reproject(da, grid, resampling=resampling, dst_nodata=nodata if nodata is not None else "auto")
+    name = "reproject-" + tokenize(da.data.name, grid, resampling, nodata)
+    data = dsa.map_blocks(_same, out.data, name=name, dtype=out.dtype, meta=out.data._meta)
+    out = out.copy(data=data)
+    out.name = da.name  # odc-geo names the DataArray after its uuid keys too
+    out.attrs = dict(da.attrs)
+    return out.rio.write_nodata(nodata, encoded=False) if nodata is not None else out
+
+
+def _same(block: Any) -> Any:
+    return block
+
+
+def open_many(urls: Sequence[str], *, crs: Any = None, resolution: float | None = None,
+              bounds: Sequence[float] | None = None, chunks: int | Sequence[int] | None = None,
+              bands: Sequence[int | str] | None = None, resampling: str = "nearest", masked: bool = False,
+              storage_options: Mapping[str, Any] | None = None) -> xr.DataArray:
+    """Several rasters on one grid, reprojected on load, as ``(time, band, y, x)``.
+
+    The grid is :func:`target_grid`'s. The ``time`` coordinate holds each file's own datetime (its
+    TIFF tags) when every file has one, else its position; ``source`` names the files. Their bands
+    must match (by name, after ``bands``).
+    """
+    import numpy as np
+    import xarray as xr
+
+    if not urls:
+        raise InvalidInput("no rasters to open: the list, directory or search matched nothing.",
+                           code=NOTHING_TO_OPEN)
+    arrays = [open_one(u, chunks=chunks, bands=bands, masked=masked, storage_options=storage_options) for u in urls]
+    names = [list(a.band.values) for a in arrays]
+    if any(n != names[0] for n in names):
+        raise InvalidInput(f"the rasters have different bands ({names[0]} and others); choose common ones with "
+                           "bands=[...].", code=BANDS_DIFFER)
+    grid = target_grid(arrays, crs=crs, resolution=resolution, bounds=bounds)
+    check_overlap(arrays, grid)
+    on_grid = [onto(a, grid, resampling=resampling) for a in arrays]
+    times = [_datetime_of(u, storage_options or {}) for u in urls]
+    time = (np.array(times, dtype="datetime64[s]") if all(times) else np.arange(len(urls)))
+    out = xr.concat(on_grid, dim="time", coords="minimal", compat="override", join="override",
+                    combine_attrs="override")
+    out = out.assign_coords(time=("time", time), source=("time", [redact(u) for u in urls]))
+    return out.transpose("time", "band", "y", "x")
+
+
+def _datetime_of(url: str, storage_options: Mapping[str, Any]) -> str | None:
+    with raster_errors(url, "read"), rasterio.Env(**gdal_env(url, storage_options)), \
+            rasterio.open(gdal_path(url)) as src:
+        when = source_datetime(src.tags())
+    return when.rstrip("Z") if when else None

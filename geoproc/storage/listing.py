@@ -130,3 +130,13 @@ def list_files(url: str, storage_options: Mapping[str, Any] | None = None, *, su
             rel = norm[len(base):].lstrip("/") if norm.startswith(base) else posixpath.basename(norm)
             out.append(FileEntry(_url(url, norm), rel, size, etag, modified))
     return out, skipped
+
+
+def is_directory(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``url`` names a directory, container or prefix (something to list) rather than a file."""
+    proto = protocol_of(url)
+    if proto in ("http", "https"):
+        return False
+    with storage_errors(url, "list"):
+        fs, root = open_fs(url, storage_options)
+        return bool(fs.isdir(root.rstrip("/") or root))
