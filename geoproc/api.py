@@ -18,11 +18,13 @@ from .jobs import ALL_HANDLERS, get_job
 from .jobs.write import handlers_for_array
 from .ledger import JobRecord, Ledger, open_ledger
 from .model import JobType
-from .raster.open import open_many, open_one, reproject
+from .raster.open import open_items, open_many, open_one, reproject
 from .raster.profiles import BLOCKSIZE
 from .raster.regions import REGION_BYTES, check_writable, zarr_chunks
 from .settings import Settings, check_cluster
 from .spec import load_spec, resolve
+from .stac.pgstac import resolve_dsn
+from .stac.reading import read_items, search_items
 from .status import RETRYABLE, JobStatus, TaskStatus
 from .storage import resolve_storage_options
 from .storage.listing import is_directory, list_files
@@ -190,7 +192,8 @@ def _drive(jt: JobType, model: Any, handlers: dict[str, Any], *, t0: float, sett
 def open(source: str | list[str], *, crs: Any = None, resolution: float | None = None,
          bounds: tuple[float, float, float, float] | None = None, chunks: int | tuple[int, int] | None = None,
          bands: list[int | str] | None = None, resampling: str = "nearest", masked: bool = False,
-         suffixes: tuple[str, ...] = (".tif", ".tiff")) -> Any:
+         suffixes: tuple[str, ...] = (".tif", ".tiff"), collections: list[str] | None = None,
+         bbox: tuple[float, float, float, float] | None = None, datetime: str | None = None) -> Any:
     """Open rasters lazily as xarray.
 
     One raster URL gives a ``DataArray`` with dims ``(band, y, x)``; a list of URLs, or a directory /
@@ -200,6 +203,11 @@ def open(source: str | list[str], *, crs: Any = None, resolution: float | None =
     not on it are reprojected on load (odc-geo, ``resampling``). On one raster, any of the three
     reprojects it.
 
+    STAC gives ``(time, band, y, x)`` too, loaded by odc-stac: a static catalog, a collection or an
+    ItemCollection file (``.json``), or a pgstac search: ``source`` is the database's DSN (or
+    ``"pgstac"`` for ``GEOPROC_PGSTAC_DSN``) and ``collections`` / ``bbox`` (lon/lat) / ``datetime``
+    select the items.
+
     Reads go through geoproc's storage layer (``az://`` with the credential chain of ``geoproc run``).
     Chunks hold whole blocks of the files; the band coordinate holds the band names (descriptions,
     else ``b1``...); ``.rio`` and ``.odc`` work. Dask names are tokens of the files and of how they
@@ -207,6 +215,13 @@ def open(source: str | list[str], *, crs: Any = None, resolution: float | None =
     :func:`write` of it resumes instead of starting over.
     """
     so = resolve_storage_options()
+    grid = {"crs": crs, "resolution": resolution, "bounds": bounds}
+    if isinstance(source, str) and (source == "pgstac" or source.startswith(("postgresql://", "postgres://"))):
+        items = search_items(resolve_dsn("env" if source == "pgstac" else source), collections=collections,
+                             bbox=bbox, datetime=datetime)
+        return open_items(items, chunks=chunks, bands=bands, resampling=resampling, **grid)
+    if isinstance(source, str) and source.lower().endswith((".json", ".geojson")):
+        return open_items(read_items(source, so), chunks=chunks, bands=bands, resampling=resampling, **grid)
     kw = {"chunks": chunks, "bands": bands, "masked": masked, "storage_options": so}
     if isinstance(source, (list, tuple)):
         return open_many([canonical(u) for u in source], crs=crs, resolution=resolution, bounds=bounds,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import rasterio
 from dask.base import tokenize
 
-from ..errors import BANDS_DIFFER, NO_OVERLAP, NOTHING_TO_OPEN, InvalidInput
+from ..errors import BANDS_DIFFER, NO_OVERLAP, NOTHING_TO_OPEN, InvalidInput, InvalidSetting
 from ..storage import gdal_env, gdal_path, is_local, local_path, open_fs, redact, storage_errors
 from ..storage.urls import canonical
 from .header import source_datetime
@@ -201,3 +201,52 @@ def _datetime_of(url: str, storage_options: Mapping[str, Any]) -> str | None:
             rasterio.open(gdal_path(url)) as src:
         when = source_datetime(src.tags())
     return when.rstrip("Z") if when else None
+
+
+def open_items(items: Sequence[Mapping[str, Any]], *, crs: Any = None, resolution: float | None = None,
+               bounds: Sequence[float] | None = None, chunks: int | Sequence[int] | None = None,
+               bands: Sequence[str] | None = None, resampling: str = "nearest") -> xr.DataArray:
+    """STAC items loaded onto one grid by odc-stac, as ``(time, band, y, x)``.
+
+    The grid is ``crs`` / ``resolution`` / ``bounds`` (bounds in the output CRS); without them odc-stac
+    takes the items' native grid from their ``proj:`` fields. Bands are odc-stac's names: the asset key
+    for a one-band asset, ``<asset>.<n>`` for the bands of a multi-band one. Like every array geoproc
+    opens, the result has a content-addressed name: a token of the items (ids, hrefs, checksums and
+    all), the grid, the bands, the chunks and the kernel.
+    """
+    import dask.array as dsa
+    import odc.stac
+    import pystac
+    import rioxarray  # noqa: F401 - the .rio accessor on what we return
+    from odc.geo.geobox import GeoBox
+
+    if not items:
+        raise InvalidInput("no STAC items to open: the catalog is empty or the search matched nothing; check "
+                           "its collections, bbox and datetime.", code=NOTHING_TO_OPEN)
+    ordered = sorted(items, key=lambda i: (i.get("properties", {}).get("datetime") or "", i["id"]))
+    stac_items = [pystac.Item.from_dict(dict(i)) for i in ordered]
+    size = _chunk_shape(chunks, (512, 512))
+    kw: dict[str, Any] = {"chunks": {"y": size[0], "x": size[1]}, "resampling": resampling, "groupby": "id"}
+    if bands is not None:
+        kw["bands"] = list(bands)
+    if bounds is not None:
+        if crs is None or resolution is None:
+            raise InvalidSetting("bounds= needs crs= and resolution= with STAC items (bounds are in the output CRS)")
+        kw["geobox"] = GeoBox.from_bbox(tuple(bounds), crs, resolution=resolution)
+    elif crs is not None or resolution is not None:
+        kw.update({k: v for k, v in (("crs", crs), ("resolution", resolution)) if v is not None})
+    try:
+        ds = odc.stac.load(stac_items, **kw)
+    except ValueError as exc:
+        raise InvalidInput(f"the STAC items cannot be loaded onto one grid: {exc}; give crs= and resolution=",
+                           code=NOTHING_TO_OPEN) from None
+    names = list(ds.data_vars)
+    nodata = ds[names[0]].attrs.get("nodata")
+    out = ds.to_dataarray("band").transpose("time", "band", "y", "x")
+    token = tokenize([dict(i) for i in ordered], str(kw.get("geobox") or ""), crs, resolution, bands, size, resampling)
+    data = dsa.map_blocks(_same, out.data, name="stac-load-" + token, dtype=out.dtype, meta=out.data._meta)
+    out = out.copy(data=data)
+    out.name = None
+    out.attrs = {}
+    out = out.assign_coords(band=names)
+    return out.rio.write_nodata(nodata, encoded=False) if nodata is not None else out
