@@ -156,7 +156,7 @@ def check_geometry(src: rasterio.DatasetReader, crs: CRS | None, target_crs: str
     if src.gcps[0] and t.is_identity:
         return [Finding(GEOTRANSFORM_MISSING, "error", "the raster is georeferenced by ground control points only",
                         "Warp it to a regular grid first (gdalwarp -t_srs ...), then convert it.")]
-    if t.is_identity and crs is not None and src.crs is None:
+    if t.is_identity and crs is not None:  # GDAL's identity transform means "none": the file's CRS or input_crs
         return [Finding(GEOTRANSFORM_MISSING, "error", "the raster has no geotransform",
                         "Add a geotransform (e.g. gdal_translate -a_ullr), then convert it.")]
     if t.b != 0 or t.d != 0 or t.e > 0:
