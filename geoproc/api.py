@@ -287,6 +287,7 @@ def write(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
         "token": tokenize(arr), "output": output, "format": format, "name": name, "chunks": size,
         "region_bytes": region_bytes, "overwrite": overwrite, "bands": arr.sizes.get("band", 1), "dtype": arr.dtype.name,
         "nodata": _nodata_param(arr.rio.nodata), **options,
+        "band_names": [str(b) for b in arr.band.values] if "band" in arr.dims else None,
         "grid": {"crs": gb.crs.to_wkt(), "transform": list(gb.transform)[:6], "shape": list(gb.shape)}})
     return _drive(jt, model, handlers_for_array(arr), t0=t0, settings=settings, cluster=cluster, workers=workers,
                   ledger=ledger, force=force, verify=False, wait=wait, on_event=on_event)

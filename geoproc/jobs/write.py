@@ -23,7 +23,9 @@ cannot be resumed from the command line, only by calling ``geoproc.write`` again
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import json
 import os
 import posixpath
 import tempfile
@@ -54,9 +56,11 @@ from ..raster.cog import PROVENANCE_TAG
 from ..raster.profiles import cog_options
 from ..raster.stats import BandStats
 from ..raster.writers import write_cog, write_part
+from ..stac.cube import create_cube_item
+from ..stac.items import create_item
 from ..storage import join, publish, redact, sha256_file
 from ..storage.urls import Location
-from ..units import ByteSize
+from ..units import ByteSize, utc_iso
 from . import large_raster_tasks
 
 if TYPE_CHECKING:
@@ -82,6 +86,7 @@ class Params(JobParams):
     tier: Literal["analysis", "archive"] = Field("analysis", description="COG compression tier (DEFLATE or ZSTD)")
     overview_resampling: str = Field("average", description="GDAL kernel of the COG overviews")
     gdal_threads: int = Field(2, ge=1, le=64, description="GDAL threads of the COG assembly")
+    band_names: list[str] | None = Field(None, description="names of the bands (None for a (y, x) array)")
     overwrite: bool = Field(False, description="replace an output this job did not write")
 
     @model_validator(mode="after")
@@ -106,6 +111,10 @@ class Params(JobParams):
     def parts(self) -> str:
         """Where the COG's parts wait for the assembly (removed once it is published)."""
         return join(posixpath.dirname(self.output), f".{self.stem()}.parts")
+
+    def item(self) -> str:
+        """The STAC item written beside the output: ``<stem>.json`` in the output's directory."""
+        return join(posixpath.dirname(self.output.rstrip("/")), f"{self.stem().removesuffix('.zarr')}.json")
 
     def stamp(self, job_id: str) -> str:
         """What the output carries (a GeoTIFF tag) to be recognised as this job's."""
@@ -136,7 +145,10 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
 
 def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     if p.format == "zarr":
-        yield TaskSpec(key="finalize", params={"format": p.format, "output": p.output, "stats": previous.value})
+        yield TaskSpec(key="finalize", params={
+            "format": p.format, "output": p.output, "stats": previous.value, "name": p.name, "dtype": p.dtype,
+            "crs": p.grid["crs"], "transform": list(p.grid["transform"])[:6], "shape": list(p.grid["shape"]),
+            "bands": p.band_names, "chunks": list(p.chunks), "nodata": p.nodata, "item": p.item()})
         return
     h, w = p.grid["shape"]
     keep = ("key", "row", "col", "url", "transform", "shape", "inner", "bounds", "bbox_wgs84", "size", "sha256")
@@ -146,7 +158,7 @@ def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
         "format": p.format, "mode": "single" if p.format == "cog" else "tiles", "output": p.output,
         "stem": p.stem(), "parts": p.parts(), "tiles": tiles, "tier": p.tier, "raster_type": "continuous",
         "overview_resampling": p.overview_resampling, "gdal_threads": p.gdal_threads,
-        "cache_bytes": ASSEMBLY_CACHE, "stats": stats and {"counts": stats["counts"], "covered": stats["pixels"]},
+        "item": p.item() if p.format == "cog" else None, "cache_bytes": ASSEMBLY_CACHE, "stats": stats and {"counts": stats["counts"], "covered": stats["pixels"]},
         "grid": {"crs_wkt": p.grid["crs"], "transform": list(p.grid["transform"])[:6], "width": w, "height": h,
                  "count": p.bands, "dtype": p.dtype, "nodata": p.nodata_value(), "colorinterp": None}})
 
@@ -204,15 +216,32 @@ def region(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None) -> J
 
 def finalize(params: JSON, ctx: TaskContext) -> JSON:
     """Finish the output: consolidate the Zarr metadata, or assemble the COG / the tiles' VRT."""
+    now = utc_iso(dt.datetime.now(dt.UTC))
     if params["format"] == "zarr":
         rg.finish_store(params["output"], ctx.storage_options)
         stats = params.get("stats")
         band_stats = BandStats.from_json(stats["counts"]).result(stats["pixels"]) if stats else None
-        return {"output": params["output"], "band_stats": band_stats}
-    stamp = {PROVENANCE_TAG: f"write:{ctx.job_id}"}
-    if params["format"] == "cog":
-        return large_raster_tasks.assemble({**params, "tags": stamp}, ctx)
-    return large_raster_tasks.assemble(params, ctx)
+        item = create_cube_item(redact(params["output"]), crs=params["crs"], transform=params["transform"],
+                                shape=params["shape"], name=params["name"], dtype=params["dtype"],
+                                bands=params["bands"], chunks=params["chunks"], nodata=params["nodata"],
+                                datetime=now, job_id=ctx.job_id)
+        _publish_json(item, params["item"], ctx)
+        return {"output": params["output"], "band_stats": band_stats, "item": redact(params["item"])}
+    if params["format"] == "tiles":
+        return large_raster_tasks.assemble(params, ctx)
+    result = large_raster_tasks.assemble({**params, "tags": {PROVENANCE_TAG: f"write:{ctx.job_id}"}}, ctx)
+    item = create_item({**result, "last_modified": now}, job_id=ctx.job_id, job_type="write")
+    _publish_json(item, params["item"], ctx)
+    return {**result, "item": redact(params["item"])}
+
+
+def _publish_json(doc: JSON, url: str, ctx: TaskContext) -> None:
+    """Write a JSON document atomically (a local temp file, then :func:`~geoproc.storage.publish`)."""
+    with tempfile.TemporaryDirectory(prefix="geoproc-item-") as tmp:
+        local = os.path.join(tmp, "item.json")
+        with open(local, "w") as f:
+            json.dump(doc, f, indent=1)
+        publish(local, url, ctx.storage_options, move=True)
 
 
 HANDLERS: dict[str, Callable[..., JSON]] = {"write.template": template, "write.region": region,
@@ -239,6 +268,8 @@ def job_result(p: Params, values: list[JSON | None]) -> JSON:
     else:
         out.update({k: final.get(k) for k in ("size", "sha256", "overviews", "bbox_wgs84", "mosaic", "footprints",
                                               "tiles") if k in final})
+    if final.get("item"):
+        out["item"] = final["item"]
     return out
 
 

@@ -119,7 +119,7 @@ def choose_datetime(record: dict[str, Any], given: str | None = None
         "metadata or name, and no last-modified time")
 
 
-def _crs_fields(crs: str | None) -> dict[str, Any]:
+def crs_fields(crs: str | None) -> dict[str, Any]:
     if not crs:
         return {"code": None}
     m = re.fullmatch(r"(?i)(epsg|esri|iau_\d+|ogc):(\w+)", crs.strip())
@@ -180,7 +180,7 @@ def create_item(record: dict[str, Any], *, collection: str | None = None, id: st
                          remediation="Give the raster a CRS (e.g. the cog job's input_crs) before cataloguing it.")
     when, start, end, source = choose_datetime(record, datetime)
     geometry = record.get("footprint") or bounds_geometry(record["bounds"], record["crs"])
-    bbox = _geometry_bbox(geometry)
+    bbox = geometry_bbox(geometry)
     props: dict[str, Any] = {"geoproc:datetime_source": source}
     if start and end:
         props.update(start_datetime=utc_iso(start), end_datetime=utc_iso(end))
@@ -188,7 +188,7 @@ def create_item(record: dict[str, Any], *, collection: str | None = None, id: st
                        datetime=when, properties=props, collection=collection)
 
     proj = ProjectionExtension.ext(item, add_if_missing=True)
-    crs = _crs_fields(record["crs"])
+    crs = crs_fields(record["crs"])
     proj.code = crs["code"]
     if crs.get("wkt2"):
         proj.wkt2 = crs["wkt2"]
@@ -240,7 +240,7 @@ def _eo_bands(record: dict[str, Any], count: int) -> list[Band] | None:
     return None
 
 
-def _geometry_bbox(geometry: dict[str, Any]) -> list[float]:
+def geometry_bbox(geometry: dict[str, Any]) -> list[float]:
     from shapely.geometry import shape
 
     minx, miny, maxx, maxy = shape(geometry).bounds

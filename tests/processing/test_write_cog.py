@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
 from kit.rasters import write_geotiff
+from kit.stac import validate_item
 from rasterio.enums import Resampling
 from rio_cogeo.cogeo import cog_validate
 
@@ -54,6 +57,12 @@ def test_a_float_cog_equals_numpy_and_is_a_valid_cog(scene, tmp_path, dask_clust
     np.testing.assert_array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
     assert res.result["sha256"] and res.result["size"] == out.stat().st_size
     assert not (tmp_path / "out" / ".ndvi.parts").exists()  # the parts are gone once assembled
+    item = json.loads((tmp_path / "out" / "ndvi.json").read_text())  # its STAC item, beside it
+    validate_item(item)
+    asset = item["assets"]["data"]
+    assert asset["href"] == str(out) and asset["file:checksum"] == "1220" + res.result["sha256"]
+    assert asset["raster:bands"][0]["statistics"]["maximum"] == pytest.approx(float(np.nanmax(want)))
+    assert item["properties"]["proj:code"] == "EPSG:32633" and item["properties"]["geoproc:job_id"] == res.job_id
     stats = res.result["band_stats"][0]
     assert stats["maximum"] == pytest.approx(float(np.nanmax(want)))
     again = geoproc.write(_ndvi(geoproc.open(str(path))), str(out), format="cog", region_bytes="1MiB",

@@ -5,11 +5,14 @@ Real worker processes (the shared cluster); results compared with NumPy on the l
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
 import xarray as xr
 from kit.rasters import write_geotiff
+from kit.stac import validate_item
 
 import geoproc
 from geoproc.errors import InvalidInput, OutputExists
@@ -69,6 +72,12 @@ def test_write_zarr_equals_numpy_and_reads_back_georeferenced(scene, tmp_path, d
     assert back.rio.crs.to_epsg() == 32633
     assert back.odc.geobox == ndvi.odc.geobox
     assert back["data"].encoding["chunks"] == (128, 128)
+    item = json.loads((tmp_path / "ndvi.json").read_text())  # the store's STAC item, with the datacube extension
+    validate_item(item)
+    assert item["assets"]["data"]["href"] == str(store)
+    assert item["properties"]["cube:variables"]["data"]["chunks"] == [128, 128]
+    assert item["properties"]["cube:dimensions"]["x"]["reference_system"] == "EPSG:32633"
+    assert item["properties"]["proj:shape"] == [500, 700]
     stats = res.result["band_stats"][0]
     assert stats["minimum"] == pytest.approx(float(np.nanmin(want)))
     assert stats["maximum"] == pytest.approx(float(np.nanmax(want)))
