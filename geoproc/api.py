@@ -247,6 +247,33 @@ def _nodata_param(nodata: Any) -> float | str | None:
     return "nan" if math.isnan(float(nodata)) else float(nodata)
 
 
+def write_job(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
+              chunks: tuple[int, int] | None = None, region_bytes: int | str = REGION_BYTES, overwrite: bool = False,
+              memory_limit: int | str = "256MB", **options: Any) -> tuple[JobType, Any, Any]:
+    """The ``write`` job of ``obj`` (type, validated params) and the array it computes (see :func:`write`)."""
+    arr = check_writable(obj)
+    if arr.chunks is None:
+        limit = ByteSize._validate(memory_limit, None) if isinstance(memory_limit, str) else int(memory_limit)
+        if arr.nbytes > limit:
+            raise InvalidInput(f"the array is in memory ({human_bytes(arr.nbytes)}, above memory_limit "
+                               f"{human_bytes(limit)}); chunk it, e.g. obj.chunk({{'y': 1024, 'x': 1024}}), or "
+                               "open its rasters with geoproc.open(), which is lazy.", code=NOT_LAZY)
+    if chunks is None and format in ("cog", "tiles"):
+        chunks = (BLOCKSIZE, BLOCKSIZE)  # regions of whole COG blocks
+    size = zarr_chunks(arr, chunks)
+    if arr.chunks is None:
+        arr = arr.chunk({"y": size[0], "x": size[1]})
+    gb = arr.odc.geobox
+    jt = get_job("write")
+    model = jt.validate({
+        "token": tokenize(arr), "output": output, "format": format, "name": name, "chunks": size,
+        "region_bytes": region_bytes, "overwrite": overwrite, "bands": arr.sizes.get("band", 1), "dtype": arr.dtype.name,
+        "nodata": _nodata_param(arr.rio.nodata), **options,
+        "band_names": [str(b) for b in arr.band.values] if "band" in arr.dims else None,
+        "grid": {"crs": gb.crs.to_wkt(), "transform": list(gb.transform)[:6], "shape": list(gb.shape)}})
+    return jt, model, arr
+
+
 def write(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
           chunks: tuple[int, int] | None = None, region_bytes: int | str = REGION_BYTES, overwrite: bool = False,
           memory_limit: int | str = "256MB", cluster: Any = None, workers: int | None = None,
@@ -269,26 +296,8 @@ def write(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
     t0 = time.perf_counter()
     settings = settings or Settings()
     check_run_options(cluster, workers)
-    arr = check_writable(obj)
-    if arr.chunks is None:
-        limit = ByteSize._validate(memory_limit, None) if isinstance(memory_limit, str) else int(memory_limit)
-        if arr.nbytes > limit:
-            raise InvalidInput(f"the array is in memory ({human_bytes(arr.nbytes)}, above memory_limit "
-                               f"{human_bytes(limit)}); chunk it, e.g. obj.chunk({{'y': 1024, 'x': 1024}}), or "
-                               "open its rasters with geoproc.open(), which is lazy.", code=NOT_LAZY)
-    if chunks is None and format in ("cog", "tiles"):
-        chunks = (BLOCKSIZE, BLOCKSIZE)  # regions of whole COG blocks
-    size = zarr_chunks(arr, chunks)
-    if arr.chunks is None:
-        arr = arr.chunk({"y": size[0], "x": size[1]})
-    gb = arr.odc.geobox
-    jt = get_job("write")
-    model = jt.validate({
-        "token": tokenize(arr), "output": output, "format": format, "name": name, "chunks": size,
-        "region_bytes": region_bytes, "overwrite": overwrite, "bands": arr.sizes.get("band", 1), "dtype": arr.dtype.name,
-        "nodata": _nodata_param(arr.rio.nodata), **options,
-        "band_names": [str(b) for b in arr.band.values] if "band" in arr.dims else None,
-        "grid": {"crs": gb.crs.to_wkt(), "transform": list(gb.transform)[:6], "shape": list(gb.shape)}})
+    jt, model, arr = write_job(obj, output, format=format, name=name, chunks=chunks, region_bytes=region_bytes,
+                               overwrite=overwrite, memory_limit=memory_limit, **options)
     return _drive(jt, model, handlers_for_array(arr), t0=t0, settings=settings, cluster=cluster, workers=workers,
                   ledger=ledger, force=force, verify=False, wait=wait, on_event=on_event)
 

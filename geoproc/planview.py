@@ -1,4 +1,4 @@
-"""``geoproc plan``: the tiling plan of a ``large_raster`` job, from the source header only.
+"""Plans without running: ``geoproc plan`` of a ``large_raster`` job, and :func:`plan_write` of a write.
 
 Nothing runs and nothing is written but the files asked for: the plan's summary (tiles, bytes to read
 and write, memory per task against the budget), optionally its tile footprints as GeoJSON and a PNG
@@ -11,8 +11,12 @@ import json
 import logging
 from typing import Any
 
+import numpy as np
+
+from .api import write_job
 from .errors import InvalidParams
 from .jobs.large_raster import LargeRaster, make_plan
+from .raster import regions as rg
 from .raster.footprint import polygon_wgs84
 from .raster.grid import window_bounds
 from .raster.tiling import TilingPlan
@@ -79,3 +83,77 @@ def draw_plan(pl: TilingPlan, feats: dict[str, Any], path: str) -> None:
     fig.savefig(path)
     plt.close(fig)
     log.info("wrote the tiling map of %d tiles to %s", len(feats["features"]), path)
+
+
+def plan_write(obj: Any, output: str, *, geojson: str | None = None, png: str | None = None,
+               **options: Any) -> dict[str, Any]:
+    """The regions a ``geoproc.write(obj, output, **options)`` would run, without running anything.
+
+    Returns the job id it would have, the output grid, the regions (count, shape, bytes of output
+    each), the bytes to write, and how many Dask tasks the largest region's slice of the graph runs on
+    its worker. ``geojson`` writes the regions' footprints (EPSG:4326), ``png`` a map of them.
+    """
+    jt, model, arr = write_job(obj, output, **options)
+    regions = rg.plan_regions(model.geobox(), model.chunks, bands=model.bands,
+                              itemsize=np.dtype(model.dtype).itemsize, region_bytes=int(model.region_bytes))
+    grid = model.geobox()
+    per_pixel = model.bands * np.dtype(model.dtype).itemsize
+    biggest = max(regions, key=lambda r: (r.y[1] - r.y[0]) * (r.x[1] - r.x[0]))
+    out_bytes = (biggest.y[1] - biggest.y[0]) * (biggest.x[1] - biggest.x[0]) * per_pixel
+    part = arr.isel(y=slice(*biggest.y), x=slice(*biggest.x))
+    feats = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": r.key, "properties": {"key": r.key, "y": list(r.y), "x": list(r.x)},
+         "geometry": polygon_wgs84(grid.crs.to_wkt(), window_bounds(list(grid.transform)[:6],
+                                                                    (r.x[0], r.y[0], r.x[1] - r.x[0], r.y[1] - r.y[0])))}
+        for r in regions]}
+    summary: dict[str, Any] = {
+        "job_id": jt.job_id(model), "format": model.format, "output": model.output,
+        "shape": [model.bands, *grid.shape], "dtype": model.dtype, "chunks": list(model.chunks),
+        "regions": len(regions), "region_shape": [biggest.y[1] - biggest.y[0], biggest.x[1] - biggest.x[0]],
+        "bytes_to_write": int(per_pixel * grid.shape[0] * grid.shape[1]), "region_output_bytes": int(out_bytes),
+        "region_tasks": _region_tasks(part.data)}
+    if geojson:
+        with open(geojson, "w") as f:
+            json.dump(feats, f)
+        summary["geojson"] = geojson
+    if png:
+        _draw_regions(feats, png, f"{len(regions)} regions of {summary['region_shape'][0]} x "
+                                  f"{summary['region_shape'][1]} px")
+        summary["png"] = png
+    return summary
+
+
+def _region_tasks(data: Any) -> int:
+    """How many Dask tasks computing one region runs: its slice of the graph, culled as Dask culls it."""
+    from dask.optimization import cull
+
+    graph = dict(data.__dask_graph__())
+    culled, _ = cull(graph, list(_flat(data.__dask_keys__())))
+    return len(culled)
+
+
+def _flat(keys: Any) -> Any:
+    if isinstance(keys, list):
+        for k in keys:
+            yield from _flat(k)
+    else:
+        yield keys
+
+
+def _draw_regions(feats: dict[str, Any], path: str, title: str) -> None:
+    import matplotlib  # an optional, slow import: only a PNG needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 7), dpi=100)
+    for f in feats["features"]:
+        fx, fy = zip(*f["geometry"]["coordinates"][0], strict=True)
+        ax.fill(fx, fy, color="#c8d8e8", edgecolor="#1f4e79", linewidth=1)
+        ax.text(sum(fx) / len(fx), sum(fy) / len(fy), f["id"], ha="center", va="center", fontsize=7)
+    ax.set_title(title)
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.set_aspect("equal", adjustable="datalim")
+    fig.savefig(path)
+    plt.close(fig)

@@ -125,3 +125,20 @@ def test_a_foreign_tif_is_refused_unless_overwrite(scene, tmp_path, dask_cluster
     assert res.status == "completed"
     with rasterio.open(out) as ds:
         assert ds.width == 1500
+
+
+def test_the_plan_of_a_write_is_what_the_write_runs(scene, tmp_path, dask_cluster, sqlite_url):
+    path, _ = scene
+    ndvi = _ndvi(geoproc.open(str(path)))
+    out = tmp_path / "planned.tif"
+    plan = geoproc.plan_write(ndvi, str(out), format="cog", region_bytes="1MiB", geojson=str(tmp_path / "r.geojson"),
+                              png=str(tmp_path / "r.png"))
+    assert not out.exists()  # nothing ran
+    assert plan["regions"] > 4 and plan["region_shape"] == [512, 512] and plan["region_output_bytes"] == 512 * 512 * 4
+    assert plan["bytes_to_write"] == 1100 * 1500 * 4 and plan["region_tasks"] > 0
+    feats = json.loads((tmp_path / "r.geojson").read_text())["features"]
+    assert len(feats) == plan["regions"] and feats[0]["id"] == "r0c0"
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = geoproc.write(ndvi, str(out), format="cog", region_bytes="1MiB", cluster=dask_cluster, ledger=sqlite_url)
+    assert res.job_id == plan["job_id"]
+    assert next(s for s in res.stages if s.name == "regions").total == plan["regions"]

@@ -7,6 +7,7 @@ the regions run on the shared cluster of worker processes.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,8 +31,8 @@ def ndvi(src):
     return ((nir - red) / (nir + red)).where(a.sel(band="red") != 0).rio.write_nodata(float("nan"))
 
 if __name__ == "__main__":
-    src, store, ledger, cluster = sys.argv[1:5]
-    res = geoproc.write(ndvi(src), store, region_bytes="64KiB", ledger=ledger, cluster=cluster)
+    src, store, ledger, cluster, fmt = sys.argv[1:6]
+    res = geoproc.write(ndvi(src), store, format=fmt, region_bytes="64KiB", ledger=ledger, cluster=cluster)
     print(res.job_id, res.status, res.executed)
 '''
 
@@ -68,13 +69,31 @@ def _job_id(ledger_url):
         led.close()
 
 
-def test_a_killed_write_resumes_with_only_the_unwritten_regions(tmp_path, dask_cluster):
+def _output(path, fmt):
+    """What a clean and a resumed run must agree on: the array (Zarr), the very bytes (COG)."""
+    return xr.open_zarr(path)["data"].values if fmt == "zarr" else path.read_bytes()
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "cog"])
+def test_a_killed_write_resumes_with_only_the_unwritten_regions(fmt, tmp_path, dask_cluster):
     src = str(_scene(tmp_path / "scene.tif", 2048))
     script = tmp_path / "write_ndvi.py"
     script.write_text(SCRIPT)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import write_ndvi
+    finally:
+        sys.path.remove(str(tmp_path))
+    out = tmp_path / ("ndvi.zarr" if fmt == "zarr" else "ndvi.tif")
+
+    clean = geoproc.write(write_ndvi.ndvi(src), str(out), format=fmt, region_bytes="64KiB",
+                          ledger=f"sqlite:///{tmp_path}/clean.db", cluster=dask_cluster)
+    assert clean.status == "completed", clean.error
+    want = _output(out, fmt)
+    shutil.rmtree(out) if fmt == "zarr" else out.unlink()
+
     killed_ledger = f"sqlite:///{tmp_path}/killed.db"
-    store = str(tmp_path / "killed.zarr")
-    proc = subprocess.Popen([sys.executable, str(script), src, store, killed_ledger, dask_cluster],
+    proc = subprocess.Popen([sys.executable, str(script), src, str(out), killed_ledger, dask_cluster, fmt],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         job_id = wait_for(lambda: _job_id(killed_ledger), what="the job")
@@ -86,24 +105,17 @@ def test_a_killed_write_resumes_with_only_the_unwritten_regions(tmp_path, dask_c
     counts = _regions(killed_ledger, job_id)
     total = sum(counts.values())
     done = counts.get("completed", 0)
-    assert 20 <= done < total == 256, counts
+    assert job_id == clean.job_id and 20 <= done < total == 256, counts
 
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import write_ndvi
-    finally:
-        sys.path.remove(str(tmp_path))
-    again = geoproc.write(write_ndvi.ndvi(src), store, region_bytes="64KiB", ledger=killed_ledger,
+    again = geoproc.write(write_ndvi.ndvi(src), str(out), format=fmt, region_bytes="64KiB", ledger=killed_ledger,
                           cluster=dask_cluster)
     assert again.job_id == job_id and again.status == "completed"
     assert again.executed == (total - done) + 1  # the regions not recorded as written, and the finalize
-
-    clean = geoproc.write(write_ndvi.ndvi(src), str(tmp_path / "clean.zarr"), region_bytes="64KiB",
-                          ledger=f"sqlite:///{tmp_path}/clean.db", cluster=dask_cluster)
-    assert clean.status == "completed"
-    a = xr.open_zarr(store)["data"].values
-    b = xr.open_zarr(tmp_path / "clean.zarr")["data"].values
-    np.testing.assert_array_equal(a, b)  # NaN in the same places, the same values elsewhere
+    got = _output(out, fmt)
+    if fmt == "zarr":
+        np.testing.assert_array_equal(got, want)  # NaN in the same places, the same values elsewhere
+    else:
+        assert got == want  # byte-identical COG
     assert again.result["band_stats"] == clean.result["band_stats"]
 
 
