@@ -8,8 +8,8 @@
 
 from .api import JobHandle, JobResult, open, retry, run, status, submit, write
 from .errors import GeoprocError
-from .planview import plan_write
 from .jobs import ALL_HANDLERS, ALL_JOBS, get_job
+from .planview import plan_write
 from .version import __version__
 
 __all__ = ["ALL_HANDLERS", "ALL_JOBS", "GeoprocError", "JobHandle", "JobResult", "__version__", "get_job",

@@ -103,7 +103,7 @@ def plan_write(obj: Any, output: str, *, geojson: str | None = None, png: str | 
     part = arr.isel(y=slice(*biggest.y), x=slice(*biggest.x))
     feats = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": r.key, "properties": {"key": r.key, "y": list(r.y), "x": list(r.x)},
-         "geometry": polygon_wgs84(grid.crs.to_wkt(), window_bounds(list(grid.transform)[:6],
+         "geometry": polygon_wgs84(grid.crs.to_wkt(), window_bounds(grid.transform,
                                                                     (r.x[0], r.y[0], r.x[1] - r.x[0], r.y[1] - r.y[0])))}
         for r in regions]}
     summary: dict[str, Any] = {

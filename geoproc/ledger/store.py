@@ -12,6 +12,7 @@ results and events (:mod:`.events`). This module opens it.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -80,9 +81,9 @@ def _engine(url: str, read_only: bool = False) -> sa.Engine:
 def _sqlite_read_only(url: str, path: str) -> sa.Engine:
     """A SQLite ledger opened without writing anything: never created, never switched to WAL.
 
-    ``mode=ro`` still shares the WAL of a running driver; on a read-only mount, where SQLite cannot
-    create the WAL index, the file is read as ``immutable`` (a snapshot, which is all a mount that
-    nobody can write to holds).
+    ``mode=ro`` shares the WAL of a running driver, so a reader sees its progress; only on a read-only
+    mount, where SQLite cannot create the WAL index and nobody can be writing, is the file read as
+    ``immutable`` (a snapshot, and there exact).
     """
     file = Path(path).expanduser()
     if not path or path == ":memory:" or not file.is_file():
@@ -90,13 +91,14 @@ def _sqlite_read_only(url: str, path: str) -> sa.Engine:
                              "GEOPROC_LEDGER?). Commands that only read the ledger never create one.")
     quoted = quote(str(file.resolve()))
 
+    read_only_media = not os.access(file.parent, os.W_OK)  # false for root too on a read-only mount (EROFS)
+
     def connect() -> Any:
-        try:
-            conn = sqlite3.connect(f"file:{quoted}?mode=ro", uri=True, timeout=60, check_same_thread=False)
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return conn
-        except sqlite3.OperationalError:
+        if read_only_media:  # no WAL index can be made here, and nobody can be writing: a snapshot is exact
             return sqlite3.connect(f"file:{quoted}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        conn = sqlite3.connect(f"file:{quoted}?mode=ro", uri=True, timeout=60, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
 
     return sa.create_engine(f"sqlite:///{file}", creator=connect)  # the URL names it; creator opens it
 

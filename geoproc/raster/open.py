@@ -51,6 +51,7 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
     import rioxarray
 
     so = storage_options or {}
+    _remember_credentials(url, so)
     with raster_errors(url, "opened"), rasterio.Env(**gdal_env(url, so)):
         da = rioxarray.open_rasterio(gdal_path(url), lock=False, masked=masked)
         with rasterio.open(gdal_path(url)) as src:
@@ -65,6 +66,20 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
     da.attrs.pop("long_name", None)  # one name per band lives in the band coordinate, not in attrs
     da.name = None
     return da
+
+
+def _remember_credentials(url: str, storage_options: Mapping[str, Any]) -> None:
+    """Let this process's GDAL read ``url`` from now on, outside any ``rasterio.Env`` too.
+
+    The array is lazy: its chunks are read whenever it is computed, which in a notebook is the
+    driver's own ``.values`` or ``.plot()``, outside geoproc's tasks (whose workers get the credentials
+    with each task). The driver resolved these credentials itself (environment, Azure AD), so GDAL's
+    process-wide configuration is where they belong there; nothing is written to the environment.
+    """
+    from rasterio.env import set_gdal_config
+
+    for key, value in gdal_env(url, storage_options).items():
+        set_gdal_config(key, value)
 
 
 def _band_name(band: int | str, names: list[str]) -> str:

@@ -14,9 +14,11 @@ import sys
 
 import numpy as np
 import pytest
+import rasterio
 import xarray as xr
 from kit.polling import wait_for
 from kit.rasters import write_geotiff
+from xarray.backends.file_manager import FILE_CACHE
 
 import geoproc
 from geoproc.ledger import open_ledger
@@ -32,7 +34,8 @@ def ndvi(src):
 
 if __name__ == "__main__":
     src, store, ledger, cluster, fmt = sys.argv[1:6]
-    res = geoproc.write(ndvi(src), store, format=fmt, region_bytes="64KiB", ledger=ledger, cluster=cluster)
+    res = geoproc.write(ndvi(src), store, format=fmt, chunks=(128, 128), region_bytes="64KiB", ledger=ledger,
+                        cluster=cluster)
     print(res.job_id, res.status, res.executed)
 '''
 
@@ -43,7 +46,6 @@ def _scene(path, size):
     data[:, :100, :100] = 0
     write_geotiff(path, size=(size, size), dtype="uint16", nodata=0, data=data, tiled=True,
                   blockxsize=128, blockysize=128)
-    import rasterio
 
     with rasterio.open(path, "r+") as ds:
         ds.descriptions = ("blue", "green", "red", "nir")
@@ -86,7 +88,7 @@ def test_a_killed_write_resumes_with_only_the_unwritten_regions(fmt, tmp_path, d
         sys.path.remove(str(tmp_path))
     out = tmp_path / ("ndvi.zarr" if fmt == "zarr" else "ndvi.tif")
 
-    clean = geoproc.write(write_ndvi.ndvi(src), str(out), format=fmt, region_bytes="64KiB",
+    clean = geoproc.write(write_ndvi.ndvi(src), str(out), format=fmt, chunks=(128, 128), region_bytes="64KiB",
                           ledger=f"sqlite:///{tmp_path}/clean.db", cluster=dask_cluster)
     assert clean.status == "completed", clean.error
     want = _output(out, fmt)
@@ -97,18 +99,20 @@ def test_a_killed_write_resumes_with_only_the_unwritten_regions(fmt, tmp_path, d
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         job_id = wait_for(lambda: _job_id(killed_ledger), what="the job")
-        wait_for(lambda: _regions(killed_ledger, job_id).get("completed", 0) >= 20, timeout=120,
-                 what="20 regions written")
+        wait_for(lambda: _regions(killed_ledger, job_id).get("completed", 0) >= 20 or proc.poll() is not None,
+                 timeout=120, what="20 regions written")
+        assert proc.poll() is None, (proc.communicate(), _regions(killed_ledger, job_id))  # still writing when killed
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
+        proc.kill()
         proc.wait(30)
     counts = _regions(killed_ledger, job_id)
     total = sum(counts.values())
     done = counts.get("completed", 0)
     assert job_id == clean.job_id and 20 <= done < total == 256, counts
 
-    again = geoproc.write(write_ndvi.ndvi(src), str(out), format=fmt, region_bytes="64KiB", ledger=killed_ledger,
-                          cluster=dask_cluster)
+    again = geoproc.write(write_ndvi.ndvi(src), str(out), format=fmt, chunks=(128, 128), region_bytes="64KiB",
+                          ledger=killed_ledger, cluster=dask_cluster)
     assert again.job_id == job_id and again.status == "completed"
     assert again.executed == (total - done) + 1  # the regions not recorded as written, and the finalize
     got = _output(out, fmt)
@@ -119,7 +123,7 @@ def test_a_killed_write_resumes_with_only_the_unwritten_regions(fmt, tmp_path, d
     assert again.result["band_stats"] == clean.result["band_stats"]
 
 
-def test_write_reads_and_writes_azure(tmp_path, azurite, az_container, dask_cluster, sqlite_url):
+def test_write_reads_and_writes_azure(tmp_path, azurite, az_container, dask_cluster, sqlite_url, monkeypatch):
     from geoproc.storage import open_fs
 
     fs, _ = open_fs(f"az://{az_container}", {"az": {"connection_string": azurite}})
@@ -127,6 +131,10 @@ def test_write_reads_and_writes_azure(tmp_path, azurite, az_container, dask_clus
     fs.put_file(str(local), f"{az_container}/in/scene.tif")
     a = geoproc.open(f"az://{az_container}/in/scene.tif", chunks=128)
     assert list(a.band.values) == ["blue", "green", "red", "nir"]
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING")  # computing here needs no credentials in the environment
+    FILE_CACHE.clear()  # and no file handle left open by geoproc.open: the chunks open the blob again
+    np.testing.assert_array_equal(a.sel(band="nir").values, np.asarray(rasterio.open(local).read(4)))
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
     out = f"az://{az_container}/out/scene.zarr"
     res = geoproc.write(a.sel(band=["red", "nir"]), out, cluster=dask_cluster, ledger=sqlite_url)
     assert res.status == "completed", res.error
