@@ -10,6 +10,7 @@
     │   ├── SpecFileError          (ValueError) a job spec file could not be read
     │   ├── InvalidSetting         (ValueError) a GEOPROC_* setting or a command-line option is out of range
     │   ├── LedgerNotFound         (LookupError) a read-only command named a ledger that does not exist
+    │   ├── InvalidExpression      (ValueError) a band-math expression is malformed or not allowed (has a code)
     │   └── JobBusy                another live driver holds the job and we were told not to wait
     ├── TaskError                  raised by handlers; carries a code and a remediation sentence
     │   ├── InvalidInput           (ValueError) bad data: never retried, the task is quarantined
@@ -115,6 +116,19 @@ class InvalidSetting(UserError, ValueError):
 
 class LedgerNotFound(UserError, LookupError):
     """A command that only reads the ledger was pointed at a ledger that does not exist."""
+
+
+class InvalidExpression(UserError, ValueError):
+    """A band-math expression is malformed, uses a construct outside the allow-list, or an unknown name.
+
+    Refused before anything runs; ``code`` is one of ``EXPR_SYNTAX``, ``EXPR_FORBIDDEN``,
+    ``EXPR_UNKNOWN_NAME`` (see the catalogue for their remediations).
+    """
+
+    def __init__(self, message: str, *, code: str):
+        super().__init__(message)
+        self.code = code
+        self.remediation = CODES[code].remediation if code in CODES else ""
 
 
 class JobBusy(UserError):
@@ -414,6 +428,19 @@ NO_DATETIME = DatetimeMissing.code
 NO_HREF = HrefMissing.code
 NO_VALIDATION = _code("NO_VALIDATION", "A conversion task found no validation result from its validate "
                       "task.", "Run the job again with `--force`; report it if it persists.")
+# band-math expressions (raised as InvalidExpression before anything runs)
+EXPR_SYNTAX = _code("EXPR_SYNTAX", "The expression is not valid syntax (or empty, or has an empty band between "
+                    "';').", "Write it as in rio calc / titiler, e.g. (b4 - b3) / (b4 + b3); separate output "
+                    "bands with ';'.", "invalid")
+EXPR_FORBIDDEN = _code("EXPR_FORBIDDEN", "The expression uses something outside the allow-list: attribute "
+                       "access, subscripts, lambdas, comprehensions, calls to other functions, strings.",
+                       "Use band or input names, numbers, arithmetic, comparisons and the listed functions "
+                       "(where, sqrt, log, abs, clip, nanmean, ...); write anything else as a function.",
+                       "invalid")
+EXPR_UNKNOWN_NAME = _code("EXPR_UNKNOWN_NAME", "The expression names a band or input that does not exist.",
+                          "Use the names the message lists: b1..bN, the band descriptions, or the names of "
+                          "`inputs`.", "invalid")
+
 # writes of lazy arrays (geoproc.write)
 NOT_A_DATAARRAY = _code("NOT_A_DATAARRAY", "geoproc.write was given something other than one xarray.DataArray.",
                         "Pass a DataArray: one variable of a Dataset (ds['name']), or the variables stacked "
