@@ -10,17 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dask.base import tokenize
-
 from .engine import Driver
-from .errors import NOT_LAZY, GeoprocError, InvalidInput, InvalidSetting, JobDefinitionError, JobNotFound
+from .errors import GeoprocError, InvalidSetting, JobDefinitionError, JobNotFound
 from .jobs import ALL_HANDLERS, get_job
-from .jobs.write import handlers_for_array
+from .jobs.write import handlers_for_array, write_params
 from .ledger import JobRecord, Ledger, open_ledger
 from .model import JobType
 from .raster.open import open_items, open_many, open_one, reproject
-from .raster.profiles import BLOCKSIZE
-from .raster.regions import REGION_BYTES, check_writable, zarr_chunks
+from .raster.regions import REGION_BYTES
 from .settings import Settings, check_cluster
 from .spec import load_spec, resolve
 from .stac.pgstac import resolve_dsn
@@ -29,7 +26,6 @@ from .status import RETRYABLE, JobStatus, TaskStatus
 from .storage import resolve_storage_options
 from .storage.listing import is_directory, list_files
 from .storage.urls import canonical
-from .units import ByteSize, human_bytes
 
 __all__ = ["JobHandle", "JobResult", "StageSummary", "job_summary", "load_spec", "resolve", "retry", "run",
            "status", "submit"]
@@ -247,31 +243,10 @@ def _nodata_param(nodata: Any) -> float | str | None:
     return "nan" if math.isnan(float(nodata)) else float(nodata)
 
 
-def write_job(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
-              chunks: tuple[int, int] | None = None, region_bytes: int | str = REGION_BYTES, overwrite: bool = False,
-              memory_limit: int | str = "256MB", **options: Any) -> tuple[JobType, Any, Any]:
+def write_job(obj: Any, output: str, **options: Any) -> tuple[JobType, Any, Any]:
     """The ``write`` job of ``obj`` (type, validated params) and the array it computes (see :func:`write`)."""
-    arr = check_writable(obj)
-    if arr.chunks is None:
-        limit = ByteSize._validate(memory_limit, None) if isinstance(memory_limit, str) else int(memory_limit)
-        if arr.nbytes > limit:
-            raise InvalidInput(f"the array is in memory ({human_bytes(arr.nbytes)}, above memory_limit "
-                               f"{human_bytes(limit)}); chunk it, e.g. obj.chunk({{'y': 1024, 'x': 1024}}), or "
-                               "open its rasters with geoproc.open(), which is lazy.", code=NOT_LAZY)
-    if chunks is None and format in ("cog", "tiles"):
-        chunks = (BLOCKSIZE, BLOCKSIZE)  # regions of whole COG blocks
-    size = zarr_chunks(arr, chunks)
-    if arr.chunks is None:
-        arr = arr.chunk({"y": size[0], "x": size[1]})
-    gb = arr.odc.geobox
-    jt = get_job("write")
-    model = jt.validate({
-        "token": tokenize(arr), "output": output, "format": format, "name": name, "chunks": size,
-        "region_bytes": region_bytes, "overwrite": overwrite, "bands": arr.sizes.get("band", 1), "dtype": arr.dtype.name,
-        "nodata": _nodata_param(arr.rio.nodata), **options,
-        "band_names": [str(b) for b in arr.band.values] if "band" in arr.dims else None,
-        "grid": {"crs": gb.crs.to_wkt(), "transform": list(gb.transform)[:6], "shape": list(gb.shape)}})
-    return jt, model, arr
+    model, arr = write_params(obj, output, **options)
+    return get_job("write"), model, arr
 
 
 def write(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
@@ -300,6 +275,19 @@ def write(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
                                overwrite=overwrite, memory_limit=memory_limit, **options)
     return _drive(jt, model, handlers_for_array(arr), t0=t0, settings=settings, cluster=cluster, workers=workers,
                   ledger=ledger, force=force, verify=False, wait=wait, on_event=on_event)
+
+
+def process(expr: str, output: str, *, input: str | None = None, inputs: dict[str, str] | None = None,
+            **options: Any) -> JobResult:
+    """Run the ``process`` job: band math over ``input`` (bands ``b1..bN`` and their descriptions) or
+    ``inputs`` (name -> URL), written to ``output`` (``format`` cog, zarr or tiles).
+
+    The same job as ``geoproc run process --set ...``; ``options`` are its parameters (``format``,
+    ``dtype``, ``nodata``, ``crs``, ``resolution``, ``bounds``, ``tier``, ...) and :func:`run`'s
+    (``cluster``, ``ledger``, ...).
+    """
+    source = {"input": input} if inputs is None else {"inputs": inputs}
+    return run("process", expr=expr, output=output, **source, **options)
 
 
 class JobHandle:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..errors import GeoprocError, UnknownJob
 from ..model import JobType
-from . import cog, hello_world, inventory, large_raster, stac_catalog, write
+from . import cog, hello_world, inventory, large_raster, process, stac_catalog, write
 
 ALL_JOBS: dict[str, JobType] = {
     "hello_world": hello_world.HelloWorld,
@@ -21,6 +21,7 @@ ALL_JOBS: dict[str, JobType] = {
     "list_container": inventory.ListContainer,
     "summarize_container": inventory.SummarizeContainer,
     "write": write.Write,
+    "process": process.Process,
 }
 
 ALL_HANDLERS: dict[str, Callable] = {
@@ -30,6 +31,7 @@ ALL_HANDLERS: dict[str, Callable] = {
     **cog.HANDLERS,
     **large_raster.HANDLERS,
     **write.HANDLERS,
+    **process.HANDLERS,
 }
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import math
 import os
 import posixpath
 import tempfile
@@ -36,7 +37,7 @@ import numpy as np
 from affine import Affine
 from pydantic import Field, model_validator
 
-from ..errors import WRITE_NEEDS_ARRAY, InvalidInput
+from ..errors import NOT_LAZY, WRITE_NEEDS_ARRAY, InvalidInput
 from ..model import (
     ALL_OR_NOTHING,
     JSON,
@@ -53,14 +54,14 @@ from ..raster import footprint
 from ..raster import regions as rg
 from ..raster.checks import check_cog
 from ..raster.cog import PROVENANCE_TAG
-from ..raster.profiles import cog_options
+from ..raster.profiles import BLOCKSIZE, cog_options
 from ..raster.stats import BandStats
 from ..raster.writers import write_cog, write_part
 from ..stac.cube import create_cube_item
 from ..stac.items import create_item
 from ..storage import join, publish, redact, sha256_file
 from ..storage.urls import Location
-from ..units import ByteSize, utc_iso
+from ..units import ByteSize, human_bytes, utc_iso
 from . import large_raster_tasks
 
 if TYPE_CHECKING:
@@ -119,6 +120,40 @@ class Params(JobParams):
     def stamp(self, job_id: str) -> str:
         """What the output carries (a GeoTIFF tag) to be recognised as this job's."""
         return f"write:{job_id}"
+
+
+def write_params(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
+                 chunks: tuple[int, int] | None = None, region_bytes: int | str = rg.REGION_BYTES,
+                 overwrite: bool = False, memory_limit: int | str = "256MB", **options: Any) -> tuple[Params, Any]:
+    """The validated parameters of a write of ``obj`` to ``output``, and the (chunked) array it computes.
+
+    The job id comes from the array's Dask token plus the output and these options. An array held in
+    memory above ``memory_limit`` is refused (``NOT_LAZY``): every region task would carry all of it.
+    """
+    from dask.base import tokenize
+
+    arr = rg.check_writable(obj)
+    if arr.chunks is None:
+        limit = int(ByteSize._validate(memory_limit, None)) if isinstance(memory_limit, str) else int(memory_limit)
+        if arr.nbytes > limit:
+            raise InvalidInput(f"the array is in memory ({human_bytes(arr.nbytes)}, above memory_limit "
+                               f"{human_bytes(limit)}); chunk it, e.g. obj.chunk({{'y': 1024, 'x': 1024}}), or "
+                               "open its rasters with geoproc.open(), which is lazy.", code=NOT_LAZY)
+    if chunks is None and format in ("cog", "tiles"):
+        chunks = (BLOCKSIZE, BLOCKSIZE)  # regions of whole COG blocks
+    size = rg.zarr_chunks(arr, chunks)
+    if arr.chunks is None:
+        arr = arr.chunk({"y": size[0], "x": size[1]})
+    gb = arr.odc.geobox
+    nodata = arr.rio.nodata
+    model = Write.validate({
+        "token": tokenize(arr), "output": output, "format": format, "name": name, "chunks": size,
+        "region_bytes": region_bytes, "overwrite": overwrite, "bands": arr.sizes.get("band", 1),
+        "dtype": arr.dtype.name, **options,
+        "nodata": None if nodata is None else ("nan" if math.isnan(float(nodata)) else float(nodata)),
+        "band_names": [str(b) for b in arr.band.values] if "band" in arr.dims else None,
+        "grid": {"crs": gb.crs.to_wkt(), "transform": list(gb.transform)[:6], "shape": list(gb.shape)}})
+    return model, arr
 
 
 def plan_template(p: Params, previous: None) -> Iterator[TaskSpec]:

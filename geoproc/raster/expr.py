@@ -66,8 +66,8 @@ class Expression:
     names: frozenset[str]
 
     @classmethod
-    def parse(cls, text: str, names: set[str] | frozenset[str]) -> Expression:
-        """Parse ``text`` and check it against the allow-list and the available ``names``.
+    def parse(cls, text: str, names: set[str] | frozenset[str] | None) -> Expression:
+        """Parse ``text`` and check it against the allow-list and the available ``names`` (None: any name).
 
         Raises:
             InvalidExpression: with code ``EXPR_SYNTAX``, ``EXPR_FORBIDDEN`` or ``EXPR_UNKNOWN_NAME``.
@@ -87,7 +87,7 @@ class Expression:
                 tree = ast.parse(part, mode="eval")
             except SyntaxError as exc:
                 raise InvalidExpression(f"{part!r} is not an expression: {exc.msg}", code=EXPR_SYNTAX) from None
-            _check(tree.body, set(names), used, part, 0)
+            _check(tree.body, None if names is None else set(names), used, part, 0)
             trees.append(tree)
         return cls(text, tuple(trees), frozenset(used))
 
@@ -117,7 +117,7 @@ def _refuse(node: ast.AST, part: str, why: str) -> InvalidExpression:
                              code=EXPR_FORBIDDEN)
 
 
-def _check(node: ast.AST, names: set[str], used: set[str], part: str, depth: int) -> None:
+def _check(node: ast.AST, names: set[str] | None, used: set[str], part: str, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise InvalidExpression(f"the expression nests deeper than {MAX_DEPTH} levels", code=EXPR_FORBIDDEN)
     kids: list[ast.AST]
@@ -130,7 +130,7 @@ def _check(node: ast.AST, names: set[str], used: set[str], part: str, depth: int
             raise _refuse(node, part, "a chained comparison")
         kids = [node.left, node.comparators[0]]
     elif isinstance(node, ast.Name):
-        if node.id not in names:
+        if names is not None and node.id not in names:
             raise InvalidExpression(f"unknown name {node.id!r} in {part!r}; the names are "
                                     f"{', '.join(sorted(names)) or '(none)'}", code=EXPR_UNKNOWN_NAME)
         used.add(node.id)

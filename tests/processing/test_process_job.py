@@ -1,0 +1,78 @@
+"""The process job: band math from the command line and from Python, on worker processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import rasterio
+from kit.drivers import geoproc_cmd
+from kit.rasters import write_geotiff
+
+import geoproc
+
+
+@pytest.fixture
+def scene(tmp_path):
+    h, w = 600, 700
+    yy, xx = np.mgrid[0:h, 0:w]
+    data = np.stack([(xx * (b + 1) + yy * 3 + 100 * b) % 4000 + 1 for b in range(4)]).astype("uint16")
+    data[:, :50, :60] = 0
+    path = write_geotiff(tmp_path / "scene.tif", size=(w, h), dtype="uint16", nodata=0, data=data, tiled=True,
+                         blockxsize=256, blockysize=256)
+    with rasterio.open(path, "r+") as ds:
+        ds.descriptions = ("blue", "green", "red", "nir")
+    return path, data
+
+
+def _cli(*args):
+    return subprocess.run(geoproc_cmd(*args), capture_output=True, text=True, timeout=300)
+
+
+def test_ndvi_from_the_command_line_equals_numpy_and_reruns_nothing(scene, tmp_path, dask_cluster, sqlite_url):
+    path, data = scene
+    out = tmp_path / "ndvi.tif"
+    args = ("run", "process", "--set", f"input={path}", "--set", "expr=(b4 - b3) / (b4 + b3)", "--set",
+            f"output={out}", "--set", "region_bytes=256KiB", "--cluster", dask_cluster, "--ledger", sqlite_url, "--json")
+    p = _cli(*args)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    red, nir = data[2].astype("float32"), data[3].astype("float32")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = np.where((data[2] != 0) & (data[3] != 0), (nir - red) / (nir + red), np.nan).astype("float32")
+    with rasterio.open(out) as ds:
+        got = ds.read(1)
+        assert ds.crs.to_epsg() == 32633 and np.isnan(ds.nodata)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
+    again = json.loads(_cli(*args).stdout)
+    assert again["job_id"] == res["job_id"] and again["executed"] == 0
+
+
+def test_named_bands_and_several_outputs_from_python(scene, tmp_path, dask_cluster, sqlite_url):
+    path, data = scene
+    res = geoproc.process("nir - red; where(nir > red, 1, 0)", str(tmp_path / "two.zarr"), input=str(path),
+                          format="zarr", dtype="float32", cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    import xarray as xr
+
+    back = xr.open_zarr(tmp_path / "two.zarr")["data"]
+    assert back.shape == (2, 600, 700)
+    valid = data[2] != 0
+    diff = data[3].astype("float32") - data[2].astype("float32")
+    np.testing.assert_array_equal(back.values[0][valid], diff[valid])
+    assert np.isnan(back.values[0][~valid]).all()
+
+
+def test_a_bad_expression_is_refused_before_anything_runs(scene, tmp_path, sqlite_url):
+    path, _ = scene
+    for expr, code in (("__import__('os')", "EXPR_FORBIDDEN"), ("b1.values", "EXPR_FORBIDDEN")):
+        p = _cli("run", "process", "--set", f"input={path}", "--set", f"expr={expr}", "--set",
+                 f"output={tmp_path / 'x.tif'}", "--ledger", sqlite_url)
+        assert p.returncode == 2 and code in p.stderr and "Traceback" not in p.stderr, p.stderr
+    p = _cli("run", "process", "--set", f"input={path}", "--set", "expr=b9 * 2", "--set",
+             f"output={tmp_path / 'x.tif'}", "--ledger", sqlite_url, "--workers", "1")
+    assert p.returncode == 2 and "unknown name 'b9'" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not (tmp_path / "x.tif").exists()
