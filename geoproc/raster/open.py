@@ -24,7 +24,6 @@ from dask.base import tokenize
 
 from ..errors import BANDS_DIFFER, NO_OVERLAP, NOTHING_TO_OPEN, InvalidInput, InvalidSetting
 from ..storage import gdal_env, gdal_path, is_local, local_path, open_fs, redact, storage_errors
-from ..storage.faults import remember_path_credentials
 from ..storage.urls import canonical
 from .header import source_datetime
 from .io import raster_errors
@@ -70,20 +69,19 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
 
 
 def _remember_credentials(url: str, storage_options: Mapping[str, Any]) -> None:
-    """Let this process's GDAL read ``url``'s container from now on, outside any ``rasterio.Env`` too.
+    """Let this process's GDAL read ``url`` from now on, outside any ``rasterio.Env`` too.
 
     The array is lazy: its chunks are read whenever it is computed, which in a notebook is the
-    driver's own ``.values`` or ``.plot()``, in Dask's threads, outside geoproc's tasks (whose workers
-    get the credentials with each task). The driver resolved these credentials itself (environment,
-    Azure AD); they are given to GDAL for this container's paths only, and written nowhere else.
+    driver's own ``.values`` or ``.plot()``, outside geoproc's tasks (whose workers get the credentials
+    with each task). The driver resolved these credentials itself (environment, Azure AD), so GDAL's
+    process-wide configuration is where they belong there; nothing is written to the environment.
     """
-    if is_local(url):
-        return
-    options = gdal_env(url, storage_options)
-    path = gdal_path(url)
-    if path.startswith("/vsi"):
-        head = "/".join(path.split("/")[:3])  # /vsiaz/<container>
-        remember_path_credentials(head, options)
+    from rasterio.env import set_gdal_config
+
+    for key, value in gdal_env(url, storage_options).items():
+        set_gdal_config(key, value)
+
+
 def _band_name(band: int | str, names: list[str]) -> str:
     if isinstance(band, int) and not isinstance(band, bool):
         if not 1 <= band <= len(names):

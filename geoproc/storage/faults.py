@@ -158,21 +158,6 @@ def storage_errors(url: str, action: str = "read") -> Iterator[None]:
 _gdal = None
 
 
-def remember_path_credentials(prefix: str, options: dict[str, str]) -> bool:
-    """Give GDAL ``options`` for every path under ``prefix`` (``/vsiaz/container``), in this process.
-
-    GDAL's path-specific options (``VSISetPathSpecificOption``, GDAL 3.6+) hold credentials apart from
-    the configuration that ``rasterio.Env`` sets and restores, so lazy reads that open a file again
-    later, in any thread, still find them. Returns False when this GDAL lacks the call.
-    """
-    lib = _gdal_library()
-    if not lib or not hasattr(lib, "VSISetPathSpecificOption"):
-        return False
-    for key, value in options.items():
-        lib.VSISetPathSpecificOption(prefix.encode(), key.encode(), value.encode())
-    return True
-
-
 def _gdal_library():
     """The GDAL shared library this process already loaded (through rasterio), or None."""
     global _gdal
