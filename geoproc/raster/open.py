@@ -39,6 +39,10 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
              masked: bool = False, storage_options: Mapping[str, Any] | None = None) -> xr.DataArray:
     """Open one raster lazily as ``(band, y, x)``.
 
+    Reading: inside geoproc's tasks (``geoproc.write``, the ``process`` job) the storage credentials
+    travel with each task; an array computed directly in this process (``.values``, ``.plot()``) is
+    read with GDAL's own credential lookup (the ``AZURE_STORAGE_*`` environment variables).
+
     Args:
         url: a local path or any URL GDAL reads (``az://`` through the storage credential chain).
         chunks: the chunk edge in pixels (or ``(y, x)``); default: the file's block size, grown to
@@ -51,7 +55,6 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
     import rioxarray
 
     so = storage_options or {}
-    _remember_credentials(url, so)
     with raster_errors(url, "opened"), rasterio.Env(**gdal_env(url, so)):
         da = rioxarray.open_rasterio(gdal_path(url), lock=False, masked=masked)
         with rasterio.open(gdal_path(url)) as src:
@@ -66,20 +69,6 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
     da.attrs.pop("long_name", None)  # one name per band lives in the band coordinate, not in attrs
     da.name = None
     return da
-
-
-def _remember_credentials(url: str, storage_options: Mapping[str, Any]) -> None:
-    """Let this process's GDAL read ``url`` from now on, outside any ``rasterio.Env`` too.
-
-    The array is lazy: its chunks are read whenever it is computed, which in a notebook is the
-    driver's own ``.values`` or ``.plot()``, outside geoproc's tasks (whose workers get the credentials
-    with each task). The driver resolved these credentials itself (environment, Azure AD), so GDAL's
-    process-wide configuration is where they belong there; nothing is written to the environment.
-    """
-    from rasterio.env import set_gdal_config
-
-    for key, value in gdal_env(url, storage_options).items():
-        set_gdal_config(key, value)
 
 
 def _band_name(band: int | str, names: list[str]) -> str:
