@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from .ledger import JobRecord, Ledger, open_ledger
 from .model import JobType
 from .raster.open import open_items, open_many, open_one, reproject
 from .raster.regions import REGION_BYTES
-from .settings import Settings, check_cluster
+from .settings import MAX_WORKERS, Settings, check_cluster
 from .spec import load_spec, resolve
 from .stac.pgstac import resolve_dsn
 from .stac.reading import read_items, search_items
@@ -134,8 +133,8 @@ def check_run_options(cluster: Any, workers: int | None) -> None:
     """Refuse a cluster or worker count geoproc cannot use before anything is recorded or started."""
     if isinstance(cluster, str):
         check_cluster(cluster)
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256):
-        raise InvalidSetting(f"workers={workers!r}: the number of local worker processes must be 1 to 256")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS):
+        raise InvalidSetting(f"workers={workers!r}: the number of local worker processes must be 1 to {MAX_WORKERS}")
 
 
 def run(job: str, *, cluster: Any = None, workers: int | None = None, ledger: str | Ledger | None = None,
@@ -234,13 +233,6 @@ def open(source: str | list[str], *, crs: Any = None, resolution: float | None =
     if crs is None and resolution is None and bounds is None:
         return one
     return reproject(one, crs=crs, resolution=resolution, bounds=bounds, resampling=resampling)
-
-
-def _nodata_param(nodata: Any) -> float | str | None:
-    """A nodata value as a job parameter: NaN as ``"nan"`` (job ids are hashed from strict JSON)."""
-    if nodata is None:
-        return None
-    return "nan" if math.isnan(float(nodata)) else float(nodata)
 
 
 def write_job(obj: Any, output: str, **options: Any) -> tuple[JobType, Any, Any]:

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import InvalidSetting
 
 _CLUSTER_ADDRESS = re.compile(r"^(tcp|tls|ucx|inproc)://[^\s/]+$")
+MAX_WORKERS = 256  # local worker processes: GEOPROC_WORKERS and --workers alike
 CLUSTER_CHOICES = "local, kubernetes, or a scheduler address tcp://HOST:PORT"
 
 
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
 
     ledger: str | None = None
     cluster: str = "local"
-    workers: int | None = Field(None, ge=1, le=256)
+    workers: int | None = Field(None, ge=1, le=MAX_WORKERS)
     threads_per_worker: int = Field(1, ge=1, le=64)
     memory_limit: str = "auto"
     dashboard_address: str = "127.0.0.1:0"

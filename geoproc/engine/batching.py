@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from .. import ids
 from ..errors import JobDefinitionError
 from ..ledger import Ledger
-from ..model import REMAKE, JobType, Stage, StageOutput, TaskSpec
+from ..model import REMAKE, JobType, Stage, StageOutput, TaskSpec, WrittenFile
 from ..settings import Settings
 from ..status import TaskStatus
 from ..storage.outputs import missing_or_changed
@@ -50,6 +50,22 @@ def pipeline_at(stages: Sequence[Stage], first: int) -> list[int]:
     while pipeline[-1] + 1 < len(stages) and stages[pipeline[-1] + 1].lineage:
         pipeline.append(pipeline[-1] + 1)
     return pipeline
+
+
+def written_files(outputs: Callable[[Any, dict], Any], params: Any,
+                  results: Iterable[tuple[Any, dict | None]]) -> tuple[list[WrittenFile], dict[str, list[Any]]]:
+    """The files a stage's completed tasks wrote, each once, and which tasks (``owner``) name each.
+
+    ``results`` are ``(owner, result)`` pairs; ``outputs`` is the stage's declaration.
+    """
+    owners: dict[str, list[Any]] = {}
+    files: list[WrittenFile] = []
+    for owner, result in results:
+        for url, size, sha in outputs(params, result or {}):
+            if url not in owners:
+                files.append((url, size, sha))
+            owners.setdefault(url, []).append(owner)
+    return files, owners
 
 
 def batch_size(stage: Stage, n: int, n_workers: int, settings: Settings) -> int:
@@ -152,13 +168,7 @@ class Planner:
         """
         stage = self.jt.stages[si]
         done = [tid for tid, (status, _) in states.items() if status == TaskStatus.COMPLETED]
-        owners: dict[str, list[str]] = {}
-        files = []
-        for tid, result in self.ledger.results(done).items():
-            for url, size, sha in outputs(self.params, result or {}):
-                if url not in owners:
-                    files.append((url, size, sha))
-                owners.setdefault(url, []).append(tid)
+        files, owners = written_files(outputs, self.params, self.ledger.results(done).items())
         if not files:
             return set()
         bad = missing_or_changed(files, self.storage_options, verify=self.verify)

@@ -33,7 +33,7 @@ from ..storage import resolve_storage_options
 from ..storage.outputs import missing_or_changed
 from . import cluster as cluster_mod
 from . import verdict
-from .batching import Planner, pipeline_at
+from .batching import Planner, pipeline_at, written_files
 from .lease import EventSink, Lease, StopRun
 from .submit import Submission
 from .worker import Credentials, Handler
@@ -122,8 +122,8 @@ class Driver:
         if self.storage_options is None:
             self.storage_options = Credentials(resolve_storage_options())
         for i, outputs in checked:
-            files = list({f[0]: f for result in self.ledger.stream_results(self.job_id, i)
-                          for f in outputs(self.params, result or {})}.values())
+            files, _ = written_files(outputs, self.params,
+                                     ((None, r) for r in self.ledger.stream_results(self.job_id, i)))
             if files and missing_or_changed(files, self.storage_options, verify=self.verify):
                 return False
         return True

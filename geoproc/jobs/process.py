@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from ..errors import BANDS_DIFFER, InvalidExpression, InvalidInput
@@ -67,8 +68,6 @@ class Params(JobParams):
 
 def array_of(p: Params | JSON, storage_options: dict | None = None) -> Any:
     """The lazy array the job computes: its inputs opened on one grid, the expression applied."""
-    import numpy as np
-
     d = p.model_dump() if isinstance(p, Params) else p
     so = resolve_storage_options() if storage_options is None else storage_options
     grid = {"crs": d["crs"], "resolution": d["resolution"], "bounds": d["bounds"]}

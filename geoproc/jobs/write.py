@@ -117,9 +117,18 @@ class Params(JobParams):
         """The STAC item written beside the output: ``<stem>.json`` in the output's directory."""
         return join(posixpath.dirname(self.output.rstrip("/")), f"{self.stem().removesuffix('.zarr')}.json")
 
-    def stamp(self, job_id: str) -> str:
-        """What the output carries (a GeoTIFF tag) to be recognised as this job's."""
-        return f"write:{job_id}"
+
+
+def stamp(job_id: str) -> str:
+    """What an output carries (the provenance GeoTIFF tag) to be recognised as this job's."""
+    return f"write:{job_id}"
+
+
+def nodata_param(nodata: Any) -> float | str | None:
+    """A nodata value as a job parameter: NaN as ``"nan"`` (job ids are hashed from strict JSON)."""
+    if nodata is None:
+        return None
+    return "nan" if math.isnan(float(nodata)) else float(nodata)
 
 
 def write_params(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
@@ -145,12 +154,11 @@ def write_params(obj: Any, output: str, *, format: str = "zarr", name: str = "da
     if arr.chunks is None:
         arr = arr.chunk({"y": size[0], "x": size[1]})
     gb = arr.odc.geobox
-    nodata = arr.rio.nodata
     model = Write.validate({
         "token": tokenize(arr), "output": output, "format": format, "name": name, "chunks": size,
         "region_bytes": region_bytes, "overwrite": overwrite, "bands": arr.sizes.get("band", 1),
         "dtype": arr.dtype.name, **options,
-        "nodata": None if nodata is None else ("nan" if math.isnan(float(nodata)) else float(nodata)),
+        "nodata": nodata_param(arr.rio.nodata),
         "band_names": [str(b) for b in arr.band.values] if "band" in arr.dims else None,
         "grid": {"crs": gb.crs.to_wkt(), "transform": list(gb.transform)[:6], "shape": list(gb.shape)}})
     return model, arr
@@ -214,7 +222,7 @@ def template(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None) ->
     if params["format"] == "zarr":
         return rg.write_template(arr, params["output"], name=params["name"], chunks=tuple(params["chunks"]),
                                  job_id=ctx.job_id, overwrite=params["overwrite"], storage_options=ctx.storage_options)
-    rg.refuse_foreign_raster(params["output"], f"write:{ctx.job_id}", params["overwrite"], ctx.storage_options)
+    rg.refuse_foreign_raster(params["output"], stamp(ctx.job_id), params["overwrite"], ctx.storage_options)
     return {"output": redact(params["output"]), "shape": list(arr.shape), "dtype": arr.dtype.name}
 
 
@@ -264,7 +272,7 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
         return {"output": params["output"], "band_stats": band_stats, "item": redact(params["item"])}
     if params["format"] == "tiles":
         return large_raster_tasks.assemble(params, ctx)
-    result = large_raster_tasks.assemble({**params, "tags": {PROVENANCE_TAG: f"write:{ctx.job_id}"}}, ctx)
+    result = large_raster_tasks.assemble({**params, "tags": {PROVENANCE_TAG: stamp(ctx.job_id)}}, ctx)
     item = create_item({**result, "last_modified": now}, job_id=ctx.job_id, job_type="write")
     _publish_json(item, params["item"], ctx)
     return {**result, "item": redact(params["item"])}

@@ -128,10 +128,8 @@ def open_ledger(url: str | None = None, settings: Settings | None = None, *, rea
             version = c.execute(sa.select(s.meta.c.value).where(s.meta.c.key == "schema_version")).scalar()
             if version is None:
                 c.execute(sa.insert(s.meta).values(key="schema_version", value=str(s.SCHEMA_VERSION)))
-            elif int(version) > s.SCHEMA_VERSION:
-                raise SchemaMismatch(
-                    f"The ledger has schema version {version}, this geoproc understands up to "
-                    f"{s.SCHEMA_VERSION}; upgrade geoproc.")
+            else:
+                _check_schema(version)
     except SchemaMismatch:
         raise
     except sa.exc.SQLAlchemyError as exc:
@@ -143,6 +141,12 @@ def open_ledger(url: str | None = None, settings: Settings | None = None, *, rea
     return led
 
 
+def _check_schema(version: str) -> None:
+    if int(version) > s.SCHEMA_VERSION:
+        raise SchemaMismatch(f"The ledger has schema version {version}, this geoproc understands up to "
+                             f"{s.SCHEMA_VERSION}; upgrade geoproc.")
+
+
 def _open_read_only(url: str) -> Ledger:
     safe = sa.engine.make_url(url).render_as_string(hide_password=True) if "://" in url else url
     try:
@@ -152,9 +156,8 @@ def _open_read_only(url: str) -> Ledger:
                 raise LedgerNotFound(f"{safe} holds no geoproc ledger: nothing has run with it (a mistyped "
                                      "--ledger or GEOPROC_LEDGER?).")
             version = c.execute(sa.select(s.meta.c.value).where(s.meta.c.key == "schema_version")).scalar()
-        if version is not None and int(version) > s.SCHEMA_VERSION:
-            raise SchemaMismatch(f"The ledger has schema version {version}, this geoproc understands up to "
-                                 f"{s.SCHEMA_VERSION}; upgrade geoproc.")
+        if version is not None:
+            _check_schema(version)
     except sa.exc.SQLAlchemyError as exc:
         raise LedgerError(f"Cannot open the ledger {safe}: {exc.__class__.__name__}: "
                           f"{str(exc).splitlines()[0]}") from None

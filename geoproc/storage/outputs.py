@@ -15,23 +15,21 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..model import WrittenFile
 from . import open_fs
 from .faults import storage_errors
 from .urls import is_local, local_path
 
-#: (url, size in bytes or None, hex sha256 or None) of a file a task wrote, as its result records it
-Written = tuple[str, int | None, str | None]
 
-
-def missing_or_changed(files: Iterable[Written], storage_options: Mapping[str, Any] | None = None, *,
+def missing_or_changed(files: Iterable[WrittenFile], storage_options: Mapping[str, Any] | None = None, *,
                        verify: bool = False, threads: int = 8) -> dict[str, str]:
     """url -> reason (``missing``, ``size <recorded> -> <found>``, ``sha256 differs``) for each of
     ``files`` that is gone or differs from its record."""
-    by_dir: dict[str, list[Written]] = {}
+    by_dir: dict[str, list[WrittenFile]] = {}
     for f in files:
         by_dir.setdefault(posixpath.dirname(f[0].rstrip("/")), []).append(f)
     bad: dict[str, str] = {}
-    present: list[Written] = []
+    present: list[WrittenFile] = []
     for directory, group in by_dir.items():
         sizes = _sizes(directory, [url for url, _, _ in group], storage_options)
         for url, size, sha in group:

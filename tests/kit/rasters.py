@@ -98,3 +98,20 @@ def reference_warp(path: Path, plan: dict, bands: list[int] | None = None, resam
                   dst_transform=Affine(*plan["transform"]), dst_crs=plan["crs"], dst_nodata=NODATA,
                   resampling=Resampling[resampling])
     return out
+
+
+def write_scene(path: Path, *, size: tuple[int, int], nodata_corner: tuple[int, int], block: int = 256) -> np.ndarray:
+    """A 4-band uint16 scene at ``path``, bands described blue, green, red, nir; returns its data.
+
+    ``size`` is (width, height); nodata (0) fills the top-left ``nodata_corner`` (rows, cols); tiled
+    in ``block`` px.
+    """
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    data = np.stack([(xx * (b + 1) + yy * 3 + 100 * b) % 4000 + 1 for b in range(4)]).astype("uint16")
+    data[:, : nodata_corner[0], : nodata_corner[1]] = 0
+    write_geotiff(path, size=(w, h), dtype="uint16", nodata=0, data=data, tiled=True, blockxsize=block,
+                  blockysize=block)
+    with rasterio.open(path, "r+") as ds:
+        ds.descriptions = ("blue", "green", "red", "nir")
+    return data

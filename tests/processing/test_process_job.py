@@ -9,22 +9,15 @@ import numpy as np
 import pytest
 import rasterio
 from kit.drivers import geoproc_cmd
-from kit.rasters import write_geotiff
+from kit.rasters import write_scene
 
 import geoproc
 
 
 @pytest.fixture
 def scene(tmp_path):
-    h, w = 600, 700
-    yy, xx = np.mgrid[0:h, 0:w]
-    data = np.stack([(xx * (b + 1) + yy * 3 + 100 * b) % 4000 + 1 for b in range(4)]).astype("uint16")
-    data[:, :50, :60] = 0
-    path = write_geotiff(tmp_path / "scene.tif", size=(w, h), dtype="uint16", nodata=0, data=data, tiled=True,
-                         blockxsize=256, blockysize=256)
-    with rasterio.open(path, "r+") as ds:
-        ds.descriptions = ("blue", "green", "red", "nir")
-    return path, data
+    path = tmp_path / "scene.tif"
+    return path, write_scene(path, size=(700, 600), nodata_corner=(50, 60))
 
 
 def _cli(*args):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from kit.rasters import write_geotiff
+from kit.rasters import write_geotiff, write_scene
 from kit.stac import validate_item
 from rasterio.enums import Resampling
 from rio_cogeo.cogeo import cog_validate
@@ -20,15 +20,8 @@ from geoproc.ledger import open_ledger
 @pytest.fixture
 def scene(tmp_path):
     """A 4-band uint16 scene (nodata 0 in a corner), 1500 x 1100 px, tiled 256."""
-    h, w = 1100, 1500
-    yy, xx = np.mgrid[0:h, 0:w]
-    data = np.stack([(xx * (b + 1) + yy * 3 + 100 * b) % 4000 + 1 for b in range(4)]).astype("uint16")
-    data[:, :130, :170] = 0
-    path = write_geotiff(tmp_path / "scene.tif", size=(w, h), dtype="uint16", nodata=0, data=data,
-                         tiled=True, blockxsize=256, blockysize=256)
-    with rasterio.open(path, "r+") as ds:
-        ds.descriptions = ("blue", "green", "red", "nir")
-    return path, data
+    path = tmp_path / "scene.tif"
+    return path, write_scene(path, size=(1500, 1100), nodata_corner=(130, 170))
 
 
 def _ndvi(a):

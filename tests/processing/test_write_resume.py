@@ -17,7 +17,7 @@ import pytest
 import rasterio
 import xarray as xr
 from kit.polling import wait_for
-from kit.rasters import write_geotiff
+from kit.rasters import write_scene
 
 import geoproc
 from geoproc.ledger import open_ledger
@@ -40,14 +40,7 @@ if __name__ == "__main__":
 
 
 def _scene(path, size):
-    yy, xx = np.mgrid[0:size, 0:size]
-    data = np.stack([(xx * (b + 1) + yy * 3 + 100 * b) % 4000 + 1 for b in range(4)]).astype("uint16")
-    data[:, :100, :100] = 0
-    write_geotiff(path, size=(size, size), dtype="uint16", nodata=0, data=data, tiled=True,
-                  blockxsize=128, blockysize=128)
-
-    with rasterio.open(path, "r+") as ds:
-        ds.descriptions = ("blue", "green", "red", "nir")
+    write_scene(path, size=(size, size), nodata_corner=(100, 100), block=128)
     return path
 
 

@@ -9,9 +9,8 @@ import json
 
 import numpy as np
 import pytest
-import rasterio
 import xarray as xr
-from kit.rasters import write_geotiff
+from kit.rasters import write_scene
 from kit.stac import validate_item
 
 import geoproc
@@ -22,15 +21,8 @@ from geoproc.ledger import open_ledger
 @pytest.fixture
 def scene(tmp_path):
     """A 4-band uint16 scene (nodata 0 in a corner), 700 x 500 px, tiled 256."""
-    h, w = 500, 700
-    yy, xx = np.mgrid[0:h, 0:w]
-    data = np.stack([(xx * (b + 1) + yy * 3 + 100 * b) % 4000 + 1 for b in range(4)]).astype("uint16")
-    data[:, :60, :80] = 0
-    path = write_geotiff(tmp_path / "scene.tif", size=(w, h), dtype="uint16", nodata=0, data=data,
-                         tiled=True, blockxsize=256, blockysize=256)
-    with rasterio.open(path, "r+") as ds:
-        ds.descriptions = ("blue", "green", "red", "nir")
-    return path, data
+    path = tmp_path / "scene.tif"
+    return path, write_scene(path, size=(700, 500), nodata_corner=(60, 80))
 
 
 def test_open_one_raster_is_lazy_named_and_georeferenced(scene):
