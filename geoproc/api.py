@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import Driver
-from .errors import GeoprocError, InvalidSetting, JobDefinitionError, JobNotFound
+from .errors import GeoprocError, InvalidParams, InvalidSetting, JobDefinitionError, JobNotFound
 from .jobs import ALL_HANDLERS, get_job
 from .jobs.write import handlers_for_array, write_params
 from .ledger import JobRecord, Ledger, open_ledger
@@ -269,17 +270,35 @@ def write(obj: Any, output: str, *, format: str = "zarr", name: str = "data",
                   ledger=ledger, force=force, verify=False, wait=wait, on_event=on_event)
 
 
-def process(expr: str, output: str, *, input: str | None = None, inputs: dict[str, str] | None = None,
-            **options: Any) -> JobResult:
-    """Run the ``process`` job: band math over ``input`` (bands ``b1..bN`` and their descriptions) or
-    ``inputs`` (name -> URL), written to ``output`` (``format`` cog, zarr or tiles).
+def process(what: str | Callable[..., Any], output: str, *, input: str | None = None,
+            inputs: dict[str, str] | None = None, **options: Any) -> JobResult:
+    """Run the ``process`` job over ``input`` (bands ``b1..bN`` and their descriptions) or ``inputs``
+    (name -> URL), written to ``output`` (``format`` cog, zarr or tiles).
 
-    The same job as ``geoproc run process --set ...``; ``options`` are its parameters (``format``,
-    ``dtype``, ``nodata``, ``crs``, ``resolution``, ``bounds``, ``tier``, ...) and :func:`run`'s
-    (``cluster``, ``ledger``, ...).
+    ``what`` is band math (``"(b4 - b3) / (b4 + b3)"``) or a function: a callable defined in an
+    importable module, or its spec ``"module:callable"`` / ``"path/to/file.py:callable"``. The function
+    is imported on the workers and called on each region with ``halo`` pixels of context.
+
+    The same job as ``geoproc run process --set ...``; ``options`` are its parameters (``halo``,
+    ``format``, ``dtype``, ``nodata``, ``crs``, ``resolution``, ``bounds``, ``tier``, ...) and
+    :func:`run`'s (``cluster``, ``ledger``, ...).
     """
     source = {"input": input} if inputs is None else {"inputs": inputs}
-    return run("process", expr=expr, output=output, **source, **options)
+    return run("process", output=output, **_process_source(what), **source, **options)
+
+
+def _process_source(what: str | Callable[..., Any]) -> dict[str, str]:
+    """``expr=`` or ``function=`` for :func:`process`'s first argument."""
+    if callable(what):
+        module, name = getattr(what, "__module__", None), getattr(what, "__qualname__", "")
+        if not module or module == "__main__" or not name.isidentifier():
+            raise InvalidParams("process", [f"{what!r} cannot be imported by the workers (it is defined in "
+                                            f"{module or 'no module'}); put it in a module or a .py file and pass "
+                                            "'module:callable' or 'path/to/file.py:callable'."])
+        return {"function": f"{module}:{name}"}
+    if re.fullmatch(r"[\w./~-]+:[A-Za-z_]\w*", what.strip()):
+        return {"function": what}
+    return {"expr": what}
 
 
 class JobHandle:

@@ -10,7 +10,8 @@
     │   ├── SpecFileError          (ValueError) a job spec file could not be read
     │   ├── InvalidSetting         (ValueError) a GEOPROC_* setting or a command-line option is out of range
     │   ├── LedgerNotFound         (LookupError) a read-only command named a ledger that does not exist
-    │   ├── InvalidExpression      (ValueError) a band-math expression is malformed or not allowed (has a code)
+    │   ├── InputRefused           (ValueError) a stage's plan refused the inputs, before anything ran (has a code)
+    │   │   └── InvalidExpression  a band-math expression is malformed or not allowed
     │   └── JobBusy                another live driver holds the job and we were told not to wait
     ├── TaskError                  raised by handlers; carries a code and a remediation sentence
     │   ├── InvalidInput           (ValueError) bad data: never retried, the task is quarantined
@@ -118,17 +119,22 @@ class LedgerNotFound(UserError, LookupError):
     """A command that only reads the ledger was pointed at a ledger that does not exist."""
 
 
-class InvalidExpression(UserError, ValueError):
+class InputRefused(UserError, ValueError):
+    """The job's inputs were refused while it was planned, before anything ran: a task error's code
+    (``FUNCTION_IMPORT``, ``NO_OVERLAP``, ...) raised by a stage's plan, with its remediation."""
+
+    def __init__(self, message: str, *, code: str, remediation: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.remediation = remediation or (CODES[code].remediation if code in CODES else "")
+
+
+class InvalidExpression(InputRefused):
     """A band-math expression is malformed, uses a construct outside the allow-list, or an unknown name.
 
     Refused before anything runs; ``code`` is one of ``EXPR_SYNTAX``, ``EXPR_FORBIDDEN``,
     ``EXPR_UNKNOWN_NAME`` (see the catalogue for their remediations).
     """
-
-    def __init__(self, message: str, *, code: str):
-        super().__init__(message)
-        self.code = code
-        self.remediation = CODES[code].remediation if code in CODES else ""
 
 
 class JobBusy(UserError):
@@ -148,6 +154,8 @@ class TaskError(GeoprocError):
         super().__init__(message)
         if code:
             self.code = code
+            if not remediation and code in CODES:  # a catalogued code comes with its own remediation
+                remediation = CODES[code].remediation
         if remediation:
             self.remediation = remediation
 
@@ -440,6 +448,21 @@ EXPR_FORBIDDEN = _code("EXPR_FORBIDDEN", "The expression uses something outside 
 EXPR_UNKNOWN_NAME = _code("EXPR_UNKNOWN_NAME", "The expression names a band or input that does not exist.",
                           "Use the names the message lists: b1..bN, the band descriptions, or the names of "
                           "`inputs`.", "invalid")
+
+# user functions of the process job (module:callable or file.py:callable)
+FUNCTION_IMPORT = _code("FUNCTION_IMPORT", "The process job's function could not be imported: the spec is not "
+                        "module:callable or file.py:callable, the module or file is missing, or it has no such "
+                        "callable.", "Give function=module:callable with the module importable by the driver and "
+                        "every worker (installed, or on PYTHONPATH), or function=/path/to/file.py:callable on a "
+                        "path they all see.", "invalid")
+FUNCTION_FAILED = _code("FUNCTION_FAILED", "The process job's function raised an exception on a region.",
+                        "Fix the function (the message has the exception and the region); run it on "
+                        "geoproc.open(...) of the same inputs to reproduce, then run the job again.", "invalid")
+FUNCTION_RESULT = _code("FUNCTION_RESULT", "The process job's function returned something other than a "
+                        "DataArray or Dataset on the pixels it was given, or bands or a dtype that differ "
+                        "from its first result.", "Return the input Dataset's (y, x) pixels, one DataArray "
+                        "((y, x) or (band, y, x)) or a Dataset of (y, x) variables, the same bands and a dtype "
+                        "that casts to the output's on every region; set dtype= to declare it.", "invalid")
 
 # writes of lazy arrays (geoproc.write)
 NOT_A_DATAARRAY = _code("NOT_A_DATAARRAY", "geoproc.write was given something other than one xarray.DataArray.",

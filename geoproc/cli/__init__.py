@@ -30,7 +30,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from ..errors import GeoprocError
+from ..errors import GeoprocError, InputRefused
 from ..logs import configure_logging, level_for
 from ..settings import Settings
 from ..version import __version__
@@ -50,6 +50,8 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except GeoprocError as exc:
             err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            if isinstance(exc, InputRefused):
+                err.print(f"  [{exc.code}] {escape(exc.remediation)}", highlight=False, soft_wrap=True)
             raise typer.Exit(exit_code(exc)) from None
 
 

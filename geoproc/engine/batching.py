@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import ids
-from ..errors import JobDefinitionError
+from ..errors import InputRefused, InvalidInput, JobDefinitionError
 from ..ledger import Ledger
 from ..model import REMAKE, JobType, Stage, StageOutput, TaskSpec, WrittenFile
 from ..settings import Settings
@@ -119,7 +119,10 @@ class Planner:
 
     def _plan(self, stage_idx: int, previous: Any) -> list[TaskSpec]:
         stage = self.jt.stages[stage_idx]
-        specs = list(stage.plan(self.params, previous))
+        try:
+            specs = list(stage.plan(self.params, previous))
+        except InvalidInput as exc:  # bad input found while planning: the user's to fix, nothing ran
+            raise InputRefused(str(exc), code=exc.code, remediation=exc.remediation) from None
         seen: set[str] = set()
         for spec in specs:
             if spec.key in seen:

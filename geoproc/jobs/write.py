@@ -226,13 +226,18 @@ def template(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None) ->
     return {"output": redact(params["output"]), "shape": list(arr.shape), "dtype": arr.dtype.name}
 
 
-def region(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None) -> JSON:
-    """Compute one region and write it: a Zarr region, a part of the COG, or a tile COG."""
+def region(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None, data: np.ndarray | None = None) -> JSON:
+    """Compute one region and write it: a Zarr region, a part of the COG, or a tile COG.
+
+    ``data`` is the region's pixels when they were computed otherwise (a user's function with its
+    halo); ``obj`` then only gives the grid, bands and dtype.
+    """
     arr = _need(obj)
     r = rg.Region(params["row"], params["col"], tuple(params["y"]), tuple(params["x"]))
     if params["format"] == "zarr":
-        return rg.write_zarr_region(arr, params["output"], r, name=params["name"], storage_options=ctx.storage_options)
-    data = rg.compute_region(arr, r, ctx.storage_options)
+        return rg.write_zarr_region(arr, params["output"], r, name=params["name"], storage_options=ctx.storage_options,
+                                    data=data)
+    data = rg.compute_region(arr, r, ctx.storage_options) if data is None else data
     data = data if data.ndim == 3 else data[np.newaxis]
     nodata = None if params["nodata"] is None else float(params["nodata"])
     counted = rg.count_stats(data, nodata)

@@ -38,7 +38,8 @@ def _corrupt(url: str, exc: BaseException, doing: str) -> CorruptRaster:
     text = str(exc).replace(gdal_path(url), redact(url))
     if "not recognized as" in text or "not a supported file format" in text:
         return CorruptRaster(f"{redact(url)} is not a raster GDAL can read (wrong format or damaged header).")
-    return CorruptRaster(f"{redact(url)} could not be {doing}: {text[:300]}")
+    done = {"open": "opened", "write": "written"}.get(doing, doing)
+    return CorruptRaster(f"{redact(url)} could not be {done}: {text[:300]}")
 
 
 @contextmanager
@@ -99,7 +100,7 @@ def open_raster(url: str, storage_options: Mapping[str, Any] | None = None, *,
             path = local_copy(url, tmp, storage_options)
         stack.enter_context(gdal_session(url, storage_options, **gdal_options))
         try:
-            with raster_errors(url, "opened"):
+            with raster_errors(url, "open"):
                 src = stack.enter_context(rasterio.open(path))
             with raster_errors(url, "read"):
                 yield src

@@ -55,7 +55,7 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
     import rioxarray
 
     so = storage_options or {}
-    with raster_errors(url, "opened"), rasterio.Env(**gdal_env(url, so)):
+    with raster_errors(url, "open"), rasterio.Env(**gdal_env(url, so)):
         da = rioxarray.open_rasterio(gdal_path(url), lock=False, masked=masked)
         with rasterio.open(gdal_path(url)) as src:
             blocks = src.block_shapes[0]

@@ -61,8 +61,9 @@ def build_overview_levels(src_path: str, work_dir: str, *, levels: int, resampli
             dtype, count = src.dtypes[0], src.count
             side = 2 * BLOCKSIZE + 2 * OVERVIEW_MARGIN
             group = max(1, window_bytes // (side * side * np.dtype(dtype).itemsize))
+            georef = {"crs": src.crs, "transform": src.transform * src.transform.scale(src.width / w, src.height / h)}
             with rasterio.open(out, "w", driver="GTiff", width=w, height=h, count=count, dtype=dtype, nodata=nodata,
-                               tiled=True, blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, compress="NONE",
+                               **georef, tiled=True, blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, compress="NONE",
                                interleave="band", bigtiff="IF_SAFER") as dst:
                 for y0 in range(0, h, BLOCKSIZE):
                     for x0 in range(0, w, BLOCKSIZE):

@@ -19,6 +19,7 @@ is a question for the ledger: a Zarr store reads a missing chunk as the fill val
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Iterator, Mapping
@@ -151,15 +152,23 @@ def compute_region(obj: xr.DataArray, region: Region, storage_options: Mapping[s
     the credentials of every protocol the job was given, so the rasters it reads open on ``/vsiaz/``
     like any task's do.
     """
+    part = obj.isel(y=slice(*region.y), x=slice(*region.x))
+    with computing(storage_options):
+        return np.asarray(part.data)
+
+
+@contextlib.contextmanager
+def computing(storage_options: Mapping[str, Any] | None) -> Iterator[None]:
+    """Compute Dask arrays here: the synchronous scheduler, in a GDAL session holding the credentials
+    of every protocol the job was given."""
     import dask
 
-    part = obj.isel(y=slice(*region.y), x=slice(*region.x))
     so = storage_options or {}
     env: dict[str, str] = {}
     for proto in so:
         env.update(gdal_env(f"{proto}://credentials/probe", so))
     with rasterio.Env(**env), dask.config.set(scheduler="sync"):
-        return np.asarray(part.data)
+        yield
 
 
 def count_stats(data: np.ndarray, nodata: float | None) -> dict[str, Any]:
@@ -171,11 +180,13 @@ def count_stats(data: np.ndarray, nodata: float | None) -> dict[str, Any]:
 
 
 def write_zarr_region(obj: xr.DataArray, store: str, region: Region, *, name: str,
-                      storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Compute one region on this worker and write it; returns its statistics' running counts."""
+                      storage_options: Mapping[str, Any] | None, data: np.ndarray | None = None) -> dict[str, Any]:
+    """Compute one region on this worker (unless its ``data`` is given) and write it; returns its
+    statistics' running counts."""
     ys, xs = slice(*region.y), slice(*region.x)
     part = obj.isel(y=ys, x=xs)
-    data = compute_region(obj, region, storage_options)
+    if data is None:
+        data = compute_region(obj, region, storage_options)
     ds = _dataset(part.copy(data=data), name)
     ds = ds.drop_vars([v for v in ds.variables if not set(ds[v].dims) & set(SPATIAL)])
     with storage_errors(store, "write"):
