@@ -482,6 +482,10 @@ NOTHING_TO_OPEN = _code("NOTHING_TO_OPEN", "geoproc.open was given no rasters: a
                         "Check the path, the suffixes, or the search's bbox and datetime.", "invalid")
 BANDS_DIFFER = _code("BANDS_DIFFER", "The rasters opened together have different bands.",
                      "Choose the bands they share with bands=[...].", "invalid")
+GRIDS_DIFFER = _code("GRIDS_DIFFER", "The inputs computed together are on different grids (CRS, resolution, "
+                    "extent or shape) and no output grid was given.", "Give the output grid (crs=, resolution=, "
+                    "bounds=): every input is then reprojected onto it; or resample the inputs onto one grid first.",
+                    "invalid")
 NO_OVERLAP = _code("NO_OVERLAP", "The rasters do not overlap the output grid (bounds), so every pixel would "
                    "be nodata.", "Check bounds= and its CRS (bounds are in the output CRS), or the inputs.",
                    "invalid")

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from ..errors import BANDS_DIFFER, InvalidExpression, InvalidInput
+from ..errors import BANDS_DIFFER, GRIDS_DIFFER, InvalidExpression, InvalidInput
 from ..model import ALL_OR_NOTHING, JSON, JobParams, JobType, StageOutput, TaskContext, TaskSpec
 from ..raster import functions as fns
 from ..raster import regions as rg
@@ -123,6 +123,8 @@ def inputs_of(d: JSON, storage_options: dict | None) -> tuple[dict[str, xr.DataA
         values.update({n: one.sel(band=n, drop=True) for n in names if n.isidentifier() and n not in values})
         return values, one.isel(band=0, drop=True)
     names = sorted(d["inputs"])
+    if all(v is None for v in grid.values()):
+        _same_grid({n: canonical(d["inputs"][n]) for n in names}, storage_options)
     stack = open_many([canonical(d["inputs"][n]) for n in names], masked=True, storage_options=storage_options,
                       resampling=d["resampling"], **grid)
     if stack.sizes["band"] != 1:
@@ -130,6 +132,19 @@ def inputs_of(d: JSON, storage_options: dict | None) -> tuple[dict[str, xr.DataA
                            f"{stack.sizes['band']} bands (use input= for a multi-band raster)", code=BANDS_DIFFER)
     values = {n: stack.isel(time=i, band=0, drop=True) for i, n in enumerate(names)}
     return values, values[names[0]]
+
+
+def _same_grid(urls: dict[str, str], storage_options: dict | None) -> None:
+    """Refuse inputs on different grids when no output grid says onto which to bring them."""
+    first, *rest = urls
+    grid = open_one(urls[first], storage_options=storage_options).odc.geobox
+    for name in rest:
+        other = open_one(urls[name], storage_options=storage_options).odc.geobox
+        if other != grid:
+            raise InvalidInput(f"inputs {first!r} and {name!r} are on different grids ({grid.crs}, {grid.shape.x} x "
+                               f"{grid.shape.y} px at {grid.resolution.x:g} and {other.crs}, {other.shape.x} x "
+                               f"{other.shape.y} px at {other.resolution.x:g}); give the output grid with crs=, "
+                               "resolution= or bounds=", code=GRIDS_DIFFER)
 
 
 def _nodata(d: JSON, dtype: np.dtype) -> float | None:

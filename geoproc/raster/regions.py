@@ -160,14 +160,15 @@ def compute_region(obj: xr.DataArray, region: Region, storage_options: Mapping[s
 @contextlib.contextmanager
 def computing(storage_options: Mapping[str, Any] | None) -> Iterator[None]:
     """Compute Dask arrays here: the synchronous scheduler, in a GDAL session holding the credentials
-    of every protocol the job was given."""
+    of every protocol the job was given. NumPy's division warnings are off: band math turns division
+    by zero and its NaNs into nodata on purpose."""
     import dask
 
     so = storage_options or {}
     env: dict[str, str] = {}
     for proto in so:
         env.update(gdal_env(f"{proto}://credentials/probe", so))
-    with rasterio.Env(**env), dask.config.set(scheduler="sync"):
+    with rasterio.Env(**env), dask.config.set(scheduler="sync"), np.errstate(divide="ignore", invalid="ignore"):
         yield
 
 

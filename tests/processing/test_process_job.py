@@ -69,3 +69,24 @@ def test_a_bad_expression_is_refused_before_anything_runs(scene, tmp_path, sqlit
              f"output={tmp_path / 'x.tif'}", "--ledger", sqlite_url, "--workers", "1")
     assert p.returncode == 2 and "unknown name 'b9'" in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_inputs_on_different_grids_need_an_output_grid(raster_factory, tmp_path, dask_cluster, sqlite_url):
+    red = raster_factory("red.tif", size=(256, 256), bounds=(500000, 5000000, 502560, 5002560))
+    nir = raster_factory("nir.tif", size=(128, 128), bounds=(500000, 5000000, 502560, 5002560))  # 20 m, not 10 m
+    out = tmp_path / "ratio.tif"
+    base = ("run", "process", "--set", f'inputs={{"red": "{red}", "nir": "{nir}"}}', "--set", "expr=nir / red",
+            "--set", f"output={out}", "--cluster", dask_cluster, "--ledger", sqlite_url)
+    p = _cli(*base)
+    assert p.returncode == 2 and "GRIDS_DIFFER" in p.stderr and "'nir' and 'red'" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and not out.exists()
+    p = _cli(*base, "--set", "crs=EPSG:32633", "--set", "resolution=10")
+    assert p.returncode == 0, p.stderr
+    with rasterio.open(out) as ds:
+        assert (ds.width, ds.height) == (256, 256) and ds.res == (10.0, 10.0)
+        ratio = ds.read(1)
+    with rasterio.open(red) as r, rasterio.open(nir) as n:
+        with np.errstate(divide="ignore", invalid="ignore"):  # nearest: each 20 m pixel twice
+            want = (n.read(1).repeat(2, axis=0).repeat(2, axis=1) / r.read(1)).astype("float32")
+    want[~np.isfinite(want)] = np.nan  # division by zero gives the nodata
+    np.testing.assert_allclose(ratio, want, rtol=1e-6)
