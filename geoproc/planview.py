@@ -1,4 +1,5 @@
-"""Plans without running: ``geoproc plan`` of a ``large_raster`` job, and :func:`plan_write` of a write.
+"""Plans without running: ``geoproc plan`` of a ``large_raster`` or ``process`` job, and
+:func:`plan_write` of a write.
 
 Nothing runs and nothing is written but the files asked for: the plan's summary (tiles, bytes to read
 and write, memory per task against the budget), optionally its tile footprints as GeoJSON and a PNG
@@ -16,6 +17,7 @@ import numpy as np
 from .api import write_job
 from .errors import InvalidParams
 from .jobs.large_raster import LargeRaster, make_plan
+from .jobs.process import Process, planned
 from .raster import regions as rg
 from .raster.footprint import polygon_wgs84
 from .raster.grid import window_bounds
@@ -27,24 +29,30 @@ log = logging.getLogger(__name__)
 
 def dry_run(job: str, params: dict[str, Any], *, geojson: str | None = None, png: str | None = None,
             storage_options: dict | None = None) -> dict[str, Any]:
-    """Plan a ``large_raster`` job from the source header only, without running anything.
+    """Plan a ``large_raster`` or ``process`` job from the inputs' headers only, without running anything.
 
     Args:
-        job: ``large_raster`` or a spec file of that job.
+        job: ``large_raster`` or ``process``, or a spec file of one.
         params: parameters overriding the spec's.
         geojson: write the tile footprints (EPSG:4326) here.
         png: write a map of the tiles over the source's outline here (matplotlib).
         storage_options: credentials for reading the header.
 
     Returns:
-        The plan's summary (tiles, bytes to read and write, memory per task vs the budget).
+        The plan's summary: for ``large_raster`` its tiles, bytes to read and write and memory per
+        task against the budget; for ``process`` its regions as :func:`plan_write` gives them.
 
     Raises:
-        UserError: not a ``large_raster`` job, or bad parameters.
+        UserError: another job type, or bad parameters.
     """
     name, raw = resolve(job, params)
+    if name == Process.name:
+        pp = Process.validate(raw)
+        wp, _, arr = planned(pp)  # type: ignore[arg-type]
+        return _summarize_regions(Process.job_id(pp), wp, arr, geojson=geojson, png=png,
+                                  graph=pp.function is None)  # type: ignore[attr-defined]
     if name != LargeRaster.name:
-        raise InvalidParams(name, [f"`geoproc plan` plans {LargeRaster.name} jobs only"])
+        raise InvalidParams(name, [f"`geoproc plan` plans {LargeRaster.name} and {Process.name} jobs only"])
     p = LargeRaster.validate(raw)
     pl = make_plan(p, storage_options)  # type: ignore[arg-type]
     summary = pl.summary()
@@ -94,6 +102,16 @@ def plan_write(obj: Any, output: str, *, geojson: str | None = None, png: str | 
     its worker. ``geojson`` writes the regions' footprints (EPSG:4326), ``png`` a map of them.
     """
     jt, model, arr = write_job(obj, output, **options)
+    return _summarize_regions(jt.job_id(model), model, arr, geojson=geojson, png=png)
+
+
+def _summarize_regions(job_id: str, model: Any, arr: Any, *, geojson: str | None, png: str | None,
+                       graph: bool = True) -> dict[str, Any]:
+    """The regions of a write (``model``: its ``write`` parameters) and their footprints.
+
+    ``graph`` False: the array is only the output's shape (a function computes the regions), so
+    there is no graph to count the region's tasks in.
+    """
     regions = rg.plan_regions(model.geobox(), model.chunks, bands=model.bands,
                               itemsize=np.dtype(model.dtype).itemsize, region_bytes=int(model.region_bytes))
     grid = model.geobox()
@@ -107,11 +125,12 @@ def plan_write(obj: Any, output: str, *, geojson: str | None = None, png: str | 
                                                                     (r.x[0], r.y[0], r.x[1] - r.x[0], r.y[1] - r.y[0])))}
         for r in regions]}
     summary: dict[str, Any] = {
-        "job_id": jt.job_id(model), "format": model.format, "output": model.output,
+        "job_id": job_id, "format": model.format, "output": model.output,
         "shape": [model.bands, *grid.shape], "dtype": model.dtype, "chunks": list(model.chunks),
+        "crs": f"EPSG:{grid.crs.epsg}" if grid.crs.epsg else grid.crs.to_wkt(), "resolution": [abs(grid.resolution.x), abs(grid.resolution.y)],
         "regions": len(regions), "region_shape": [biggest.y[1] - biggest.y[0], biggest.x[1] - biggest.x[0]],
         "bytes_to_write": int(per_pixel * grid.shape[0] * grid.shape[1]), "region_output_bytes": int(out_bytes),
-        "region_tasks": _region_tasks(part.data)}
+        "region_tasks": _region_tasks(part.data) if graph else None}
     if geojson:
         with open(geojson, "w") as f:
             json.dump(feats, f)

@@ -186,24 +186,40 @@ def retry(
 
 
 def plan(
-    job: Annotated[str, typer.Argument(help="large_raster, or a spec file of it (jobs/large_raster.toml).")],
+    job: Annotated[str, typer.Argument(help="large_raster or process, or a spec file of one "
+                                            "(jobs/large_raster.toml).")],
     set_: SetOpt = [],  # noqa: B006
-    geojson: Annotated[str | None, typer.Option(help="Write the tile footprints (EPSG:4326) as GeoJSON here.")] = None,
-    png: Annotated[str | None, typer.Option(help="Write a PNG map of the tiles over the source outline here.")] = None,
+    geojson: Annotated[str | None, typer.Option(help="Write the tile / region footprints (EPSG:4326) as GeoJSON "
+                                                     "here.")] = None,
+    png: Annotated[str | None, typer.Option(help="Write a PNG map of the tiles / regions here.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print a tiling plan from the source header only: tiles, bytes, memory per task; nothing runs."""
+    """Print a job's plan from its inputs' headers only: tiles or regions, bytes, memory; nothing runs."""
     s = dry_run(job, parse_sets(set_), geojson=geojson, png=png)
     if as_json:
         print_json(s)
         return
-    t = Table(show_header=False, title=f"Tiling plan: {s['source']} → {s['crs']}", title_justify="left")
-    t.add_row("output grid", f"{s['shape'][1]} x {s['shape'][0]} px, resolution {s['resolution'][0]:g}")
-    t.add_row("tiles", f"{s['tiles']} of {s['tile_size']} px ({s['grid'][0]} x {s['grid'][1]}, "
-                       f"{s['empty_tiles']} empty), halo {s['halo']}")
-    t.add_row("bytes to read / write", f"{human_bytes(s['bytes_to_read'])} / {human_bytes(s['bytes_to_write'])}")
-    fits = "fits" if s["memory_per_task"] <= s["memory_budget"] else "[red]over budget[/]"
-    t.add_row("memory per task", f"{human_bytes(s['memory_per_task'])} of {human_bytes(s['memory_budget'])} ({fits})")
+    if "regions" in s:
+        t = Table(show_header=False, title=f"Region plan: {s['output']} ({s['format']})", title_justify="left")
+        t.add_row("job id", s["job_id"][:12])
+        bands = f"{s['shape'][0]} band{'s' if s['shape'][0] > 1 else ''}"
+        t.add_row("output grid", f"{s['shape'][2]} x {s['shape'][1]} px, {bands} of {s['dtype']}, {s['crs']}, "
+                                 f"resolution {s['resolution'][0]:g}")
+        t.add_row("regions", f"{s['regions']} of up to {s['region_shape'][1]} x {s['region_shape'][0]} px, chunks "
+                             f"{s['chunks'][1]} x {s['chunks'][0]}")
+        t.add_row("bytes to write", f"{human_bytes(s['bytes_to_write'])} ({human_bytes(s['region_output_bytes'])} "
+                                    "per region)")
+        if s["region_tasks"] is not None:
+            t.add_row("Dask tasks per region", str(s["region_tasks"]))
+    else:
+        t = Table(show_header=False, title=f"Tiling plan: {s['source']} → {s['crs']}", title_justify="left")
+        t.add_row("output grid", f"{s['shape'][1]} x {s['shape'][0]} px, resolution {s['resolution'][0]:g}")
+        t.add_row("tiles", f"{s['tiles']} of {s['tile_size']} px ({s['grid'][0]} x {s['grid'][1]}, "
+                           f"{s['empty_tiles']} empty), halo {s['halo']}")
+        t.add_row("bytes to read / write", f"{human_bytes(s['bytes_to_read'])} / {human_bytes(s['bytes_to_write'])}")
+        fits = "fits" if s["memory_per_task"] <= s["memory_budget"] else "[red]over budget[/]"
+        t.add_row("memory per task", f"{human_bytes(s['memory_per_task'])} of {human_bytes(s['memory_budget'])} "
+                                     f"({fits})")
     for key in ("geojson", "png"):
         if key in s:
             t.add_row(key, s[key])

@@ -74,7 +74,7 @@ class Params(JobParams):
                                    description="about how much output one region task computes and holds")
     overwrite: bool = Field(False, description="replace an output this job did not write")
 
-    _planned: tuple[write.Params, JSON] | None = PrivateAttr(None)  # built once per run by the driver
+    _planned: tuple[write.Params, JSON, Any] | None = PrivateAttr(None)  # built once per run by the driver
 
     @field_validator("function")
     @classmethod
@@ -231,8 +231,9 @@ def run_function(d: JSON, params: JSON, key: str, so: dict) -> tuple[xr.DataArra
     return out, fns.conform(result, fns.Shape(**d["result"]), out.dtype, where=where, spec=spec)
 
 
-def planned(p: Params) -> tuple[write.Params, JSON]:
-    """The ``write`` parameters of this job and what its tasks carry to rebuild the array (built once)."""
+def planned(p: Params) -> tuple[write.Params, JSON, xr.DataArray]:
+    """The ``write`` parameters of this job, what its tasks carry to rebuild the array, and the array
+    (built once per run, in the driver)."""
     if p._planned is None:
         so = resolve_storage_options()
         source = p.model_dump(mode="json", include=SOURCE)
@@ -240,9 +241,9 @@ def planned(p: Params) -> tuple[write.Params, JSON]:
         if p.function:
             bands = [str(b) for b in arr.band.values] if "band" in arr.dims else None
             source["result"] = {"bands": bands, "dtype": arr.dtype.name}
-        wp, _ = write.write_params(arr, p.output, format=p.format, chunks=p.chunks, region_bytes=int(p.region_bytes),
-                                   overwrite=p.overwrite, tier=p.tier)
-        p._planned = (wp, source)
+        wp, arr = write.write_params(arr, p.output, format=p.format, chunks=p.chunks,
+                                     region_bytes=int(p.region_bytes), overwrite=p.overwrite, tier=p.tier)
+        p._planned = (wp, source, arr)
     return p._planned
 
 
@@ -253,17 +254,17 @@ def _with_source(specs: Iterator[TaskSpec], source: JSON, token: str) -> Iterato
 
 
 def plan_template(p: Params, previous: None) -> Iterator[TaskSpec]:
-    wp, source = planned(p)
+    wp, source, _ = planned(p)
     yield from _with_source(write.plan_template(wp, None), source, wp.token)
 
 
 def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
-    wp, source = planned(p)
+    wp, source, _ = planned(p)
     yield from _with_source(write.plan_regions(wp, previous), source, wp.token)
 
 
 def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
-    wp, source = planned(p)
+    wp, source, _ = planned(p)
     yield from _with_source(write.plan_finalize(wp, previous), source, wp.token)
 
 
@@ -280,7 +281,7 @@ def region(params: JSON, ctx: TaskContext) -> JSON:
 
 
 def job_result(p: Params, values: list[JSON | None]) -> JSON:
-    wp, _ = planned(p)
+    wp, _, _ = planned(p)
     return {**write.job_result(wp, values), **({"expr": p.expr} if p.expr else {"function": p.function})}
 
 

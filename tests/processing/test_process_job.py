@@ -90,3 +90,18 @@ def test_inputs_on_different_grids_need_an_output_grid(raster_factory, tmp_path,
             want = (n.read(1).repeat(2, axis=0).repeat(2, axis=1) / r.read(1)).astype("float32")
     want[~np.isfinite(want)] = np.nan  # division by zero gives the nodata
     np.testing.assert_allclose(ratio, want, rtol=1e-6)
+
+
+def test_plan_draws_the_regions_a_run_then_runs(scene, tmp_path, dask_cluster, sqlite_url):
+    path, _ = scene
+    sets = ("--set", f"input={path}", "--set", "expr=(b4 - b3) / (b4 + b3)", "--set", f"output={tmp_path / 'n.tif'}",
+            "--set", "region_bytes=256KiB")
+    p = _cli("plan", "process", *sets, "--geojson", str(tmp_path / "regions.json"), "--json")
+    assert p.returncode == 0, p.stderr
+    plan = json.loads(p.stdout)
+    assert plan["regions"] == 4 and plan["shape"] == [1, 600, 700] and plan["crs"] == "EPSG:32633"
+    feats = json.loads((tmp_path / "regions.json").read_text())["features"]
+    assert sorted(f["id"] for f in feats) == ["r0c0", "r0c1", "r1c0", "r1c1"]
+    assert not (tmp_path / "n.tif").exists()  # nothing ran
+    res = json.loads(_cli("run", "process", *sets, "--cluster", dask_cluster, "--ledger", sqlite_url, "--json").stdout)
+    assert res["job_id"] == plan["job_id"] and res["executed"] == plan["regions"] + 2  # template, finalize
