@@ -114,8 +114,9 @@ class Params(JobParams):
         return join(posixpath.dirname(self.output), f".{self.stem()}.parts")
 
     def item(self) -> str:
-        """The STAC item written beside the output: ``<stem>.json`` in the output's directory."""
-        return join(posixpath.dirname(self.output.rstrip("/")), f"{self.stem().removesuffix('.zarr')}.json")
+        """The STAC item written beside the output, in its directory: ``ndvi.json`` for ``ndvi.tif``,
+        ``ndvi.zarr.json`` for the store ``ndvi.zarr`` (so a COG and a store of one name keep their own)."""
+        return join(posixpath.dirname(self.output.rstrip("/")), f"{self.stem()}.json")
 
 
 
@@ -181,7 +182,7 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
             dest = join(p.parts(), f"{r.key}.tif")
         elif p.format == "tiles":
             dest = join(p.output, f"{p.stem()}_{r.key}.tif")
-        at = transform * Affine.translation(r.x[0], r.y[0])
+        at = transform @ Affine.translation(r.x[0], r.y[0])
         yield TaskSpec(key=r.key, params={**common, "row": r.row, "col": r.col, "y": list(r.y), "x": list(r.x),
                                           "dest": dest, "transform": list(at)[:6]})
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
@@ -61,7 +62,7 @@ def build_overview_levels(src_path: str, work_dir: str, *, levels: int, resampli
             dtype, count = src.dtypes[0], src.count
             side = 2 * BLOCKSIZE + 2 * OVERVIEW_MARGIN
             group = max(1, window_bytes // (side * side * np.dtype(dtype).itemsize))
-            georef = {"crs": src.crs, "transform": src.transform * src.transform.scale(src.width / w, src.height / h)}
+            georef = {"crs": src.crs, "transform": src.transform @ Affine.scale(src.width / w, src.height / h)}
             with rasterio.open(out, "w", driver="GTiff", width=w, height=h, count=count, dtype=dtype, nodata=nodata,
                                **georef, tiled=True, blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, compress="NONE",
                                interleave="band", bigtiff="IF_SAFER") as dst:

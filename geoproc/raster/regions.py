@@ -120,6 +120,10 @@ def _dataset(obj: xr.DataArray, name: str) -> xr.Dataset:
     da.attrs = {k: v for k, v in da.attrs.items()
                 if k not in ("_FillValue", "grid_mapping", "missing_value") and packing.get(k, object()) != v}
     da.encoding = {}
+    # a label left by .sel(band="red") means nothing after the math; band names are stored as
+    # variable-length strings, which Zarr v3 specifies (fixed-width ones it does not)
+    da = da.drop_vars([c for c in da.coords if c not in da.dims and c != "spatial_ref" and da[c].ndim == 0])
+    da = da.assign_coords({c: da[c].astype(object) for c in da.coords if da[c].dtype.kind == "U"})
     return da.to_dataset(name=name)
 
 

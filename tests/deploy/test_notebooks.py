@@ -17,7 +17,7 @@ BUDGET_S = 90  # each notebook is meant to finish well under a minute on two cor
 
 def test_there_are_notebooks():
     assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "cog_quicklooks.ipynb", "tiled_plan.ipynb",
-                                          "stac_browse.ipynb"}
+                                          "stac_browse.ipynb", "process.ipynb"}
 
 
 def execute(path: Path, workdir: Path):
@@ -60,6 +60,9 @@ def test_notebook_runs(path, tmp_path):
     html = "".join(outputs(nb, "text/html"))
     if path.name == "quickstart.ipynb":
         assert "completed" in html and "same job: True | cached: True | tasks executed: 0" in text
+    if path.name == "process.ipynb":
+        assert "same job: True | cached: True | tasks executed: 0" in text and "equal to the xarray NDVI: True" in text
+        assert len(outputs(nb, "image/png")) == 1  # the NDVI map
     for png in outputs(nb, "image/png"):  # every figure is a real, non-blank picture
         import numpy as np
         from PIL import Image

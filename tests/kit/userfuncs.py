@@ -13,7 +13,6 @@ import tempfile
 import numpy as np
 import xarray as xr
 
-
 PIDS = os.path.join(tempfile.gettempdir(), "geoproc-test-userfuncs.pids")
 
 

@@ -64,7 +64,7 @@ def test_write_zarr_equals_numpy_and_reads_back_georeferenced(scene, tmp_path, d
     assert back.rio.crs.to_epsg() == 32633
     assert back.odc.geobox == ndvi.odc.geobox
     assert back["data"].encoding["chunks"] == (128, 128)
-    item = json.loads((tmp_path / "ndvi.json").read_text())  # the store's STAC item, with the datacube extension
+    item = json.loads((tmp_path / "ndvi.zarr.json").read_text())  # the store's STAC item, with the datacube extension
     validate_item(item)
     assert item["assets"]["data"]["href"] == str(store)
     assert item["properties"]["cube:variables"]["data"]["chunks"] == [128, 128]
