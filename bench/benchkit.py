@@ -1,9 +1,38 @@
-"""What the COG benchmarks share: the geoproc side of a run, as a child process of the benchmark."""
+"""What the benchmarks share: measuring a child process tree, and the geoproc side of a COG run."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+from collections.abc import Mapping
+
+
+def measure(cmd: list[str], *, env: Mapping[str, str] | None = None) -> dict:
+    """Run ``cmd`` and sample the RSS of its whole process tree (driver, scheduler, workers) every 20 ms.
+
+    Returns ``wall_s``, ``peak_mib`` and what the child printed on a ``BENCH {json}`` line, if any.
+    """
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    peak = 0
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{err[-3000:]}")
+    line = next((ln for ln in out.splitlines() if ln.startswith("BENCH ")), "BENCH {}")
+    return {"wall_s": round(wall, 2), "peak_mib": peak >> 20,
+            **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in json.loads(line[6:]).items()}}
 
 
 def child_geoproc(src: str, dst: str, workdir: str, workers: int | None, threads: int) -> None:

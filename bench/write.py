@@ -28,11 +28,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from benchkit import measure
 
 VARIANTS = ("geoproc-cog", "rioxarray", "odc-geo", "geoproc-zarr", "xarray-zarr")
 
@@ -116,28 +117,8 @@ def child(variant: str, src: str, work: str) -> None:
 
 def run_variant(variant: str, src: str, work: str) -> dict:
     """Run ``variant`` in a child process and sample the RSS of its whole process tree."""
-    import psutil
-
     os.makedirs(work, exist_ok=True)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--child", variant, src, work], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    peak = 0
-    root = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    wall = time.perf_counter() - t0
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"{variant} failed:\n{err[-3000:]}")
-    line = next(ln for ln in out.splitlines() if ln.startswith("BENCH "))
-    return {"wall_s": round(wall, 2), "peak_mib": peak >> 20,
-            **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in json.loads(line[6:]).items()}}
+    return measure([sys.executable, __file__, "--child", variant, src, work])
 
 
 def main() -> None:

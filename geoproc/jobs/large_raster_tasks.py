@@ -165,7 +165,7 @@ def _assemble_single(params: JSON, ctx: TaskContext) -> AssemblyResult:
     vrt = {"crs_wkt": grid["crs_wkt"], "transform": grid["transform"], "width": grid["width"],
            "height": grid["height"], "count": grid["count"], "dtype": grid["dtype"], "nodata": nodata,
            "colorinterp": grid.get("colorinterp"), "sources": _sources(params, gdal_path),
-           "tags": params.get("tags")}
+           "tags": params.get("tags"), "descriptions": grid.get("descriptions")}
     with tempfile.TemporaryDirectory(prefix="geoproc-mosaic-") as tmp:
         mosaic = os.path.join(tmp, "mosaic.vrt")
         build_vrt(mosaic, **vrt)
@@ -214,7 +214,7 @@ def _assemble_tiles(params: JSON, ctx: TaskContext) -> AssemblyResult:
         vrt = os.path.join(tmp, f"{stem}.vrt")
         build_vrt(vrt, crs_wkt=grid["crs_wkt"], transform=grid["transform"], width=grid["width"],
                   height=grid["height"], count=grid["count"], dtype=grid["dtype"], nodata=grid.get("nodata"),
-                  sources=_sources(params, posixpath.basename), relative=True)
+                  sources=_sources(params, posixpath.basename), relative=True, descriptions=grid.get("descriptions"))
         publish(vrt, vrt_url, ctx.storage_options)
         gj = os.path.join(tmp, "tiles.geojson")
         with open(gj, "w") as f:

@@ -21,16 +21,14 @@ or an edited function makes the regions run again instead of being skipped.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from ..errors import BANDS_DIFFER, GRIDS_DIFFER, InvalidExpression, InvalidInput
-from ..model import ALL_OR_NOTHING, JSON, JobParams, JobType, StageOutput, TaskContext, TaskSpec
+from ..model import ALL_OR_NOTHING, JSON, JobParams, JobType, TaskContext
 from ..raster import functions as fns
 from ..raster import regions as rg
 from ..raster.expr import Expression
@@ -247,32 +245,8 @@ def planned(p: Params) -> tuple[write.Params, JSON, xr.DataArray]:
     return p._planned
 
 
-def _with_source(specs: Iterator[TaskSpec], source: JSON, token: str) -> Iterator[TaskSpec]:
-    """The write's task specs, carrying what a worker needs to rebuild the array, fingerprinted by content."""
-    for spec in specs:
-        yield TaskSpec(key=spec.key, params={**spec.params, "source": source}, parent=spec.parent, fingerprint=token)
-
-
-def plan_template(p: Params, previous: None) -> Iterator[TaskSpec]:
-    wp, source, _ = planned(p)
-    yield from _with_source(write.plan_template(wp, None), source, wp.token)
-
-
-def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
-    wp, source, _ = planned(p)
-    yield from _with_source(write.plan_regions(wp, previous), source, wp.token)
-
-
-def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
-    wp, source, _ = planned(p)
-    yield from _with_source(write.plan_finalize(wp, previous), source, wp.token)
-
-
-def template(params: JSON, ctx: TaskContext) -> JSON:
-    return write.template(params, ctx, obj=array_of(params["source"], ctx.storage_options))
-
-
 def region(params: JSON, ctx: TaskContext) -> JSON:
+    """A region of band math (the write's), or of a function: run here on the region and its halo."""
     source, so = params["source"], ctx.storage_options
     if not source.get("function"):
         return write.region(params, ctx, obj=array_of(source, so))
@@ -285,18 +259,14 @@ def job_result(p: Params, values: list[JSON | None]) -> JSON:
     return {**write.job_result(wp, values), **({"expr": p.expr} if p.expr else {"function": p.function})}
 
 
-HANDLERS = {"process.template": template, "process.region": region}
+HANDLERS = {**write.derived_handlers("process", array_of), "process.region": region}
 
 Process = JobType(
     name="process",
     description="Band math or a function of your own over rasters into a COG, Zarr or tiles, one task per "
                 "region.",
     params=Params,
-    stages=(  # the write job's stages, planned from parameters, run by handlers that build the array
-        dataclasses.replace(write.Write.stages[0], handler="process.template", plan=plan_template),
-        dataclasses.replace(write.Write.stages[1], handler="process.region", plan=plan_regions),
-        dataclasses.replace(write.Write.stages[2], plan=plan_finalize),
-    ),
+    stages=write.derived_stages("process", planned),  # the write's stages, planned from parameters
     hash_exclude=frozenset({"overwrite"}),
     failure_policy=ALL_OR_NOTHING,
     finalize=job_result,

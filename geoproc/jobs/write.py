@@ -23,6 +23,7 @@ cannot be resumed from the command line, only by calling ``geoproc.write`` again
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -204,7 +205,8 @@ def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
         "overview_resampling": p.overview_resampling, "gdal_threads": p.gdal_threads,
         "item": p.item() if p.format == "cog" else None, "cache_bytes": ASSEMBLY_CACHE, "stats": stats and {"counts": stats["counts"], "covered": stats["pixels"]},
         "grid": {"crs_wkt": p.grid["crs"], "transform": list(p.grid["transform"])[:6], "width": w, "height": h,
-                 "count": p.bands, "dtype": p.dtype, "nodata": p.nodata_value(), "colorinterp": None}})
+                 "count": p.bands, "dtype": p.dtype, "nodata": p.nodata_value(), "colorinterp": None,
+                 "descriptions": p.band_names}})
 
 
 # --- handlers (on workers; the array comes from geoproc.write) ------------------------------------------
@@ -279,7 +281,8 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
     if params["format"] == "tiles":
         return large_raster_tasks.assemble(params, ctx)
     result = large_raster_tasks.assemble({**params, "tags": {PROVENANCE_TAG: stamp(ctx.job_id)}}, ctx)
-    item = create_item({**result, "last_modified": now}, job_id=ctx.job_id, job_type="write")
+    item = create_item({**result, "last_modified": now, "band_names": params["grid"].get("descriptions")},
+                       job_id=ctx.job_id, job_type="write")
     _publish_json(item, params["item"], ctx)
     return {**result, "item": redact(params["item"])}
 
@@ -339,3 +342,50 @@ Write = JobType(
     failure_policy=ALL_OR_NOTHING,
     finalize=job_result,
 )
+
+
+# --- jobs whose array is built from their parameters (process, stack) -----------------------------------
+
+
+def with_source(specs: Iterator[TaskSpec], source: JSON, token: str) -> Iterator[TaskSpec]:
+    """The write's task specs, carrying what a worker needs to rebuild the array, fingerprinted by the
+    array's content token (a changed input makes its regions run again instead of being skipped)."""
+    for spec in specs:
+        yield TaskSpec(key=spec.key, params={**spec.params, "source": source}, parent=spec.parent, fingerprint=token)
+
+
+def derived_stages(prefix: str, planned: Callable[[Any], tuple[Params, JSON, Any]]) -> tuple[Stage, ...]:
+    """The write job's stages for a job that describes its array by parameters.
+
+    ``planned(params)`` gives the write's parameters, the ``source`` every task carries to rebuild the
+    array on its worker, and the array (built once per run, in the driver). Template and regions run
+    the ``{prefix}.template`` / ``{prefix}.region`` handlers, which rebuild the array from ``source``;
+    the finalize is the write's own.
+    """
+    def plan_t(p: Any, previous: None) -> Iterator[TaskSpec]:
+        wp, source, _ = planned(p)
+        yield from with_source(plan_template(wp, None), source, wp.token)
+
+    def plan_r(p: Any, previous: StageOutput) -> Iterator[TaskSpec]:
+        wp, source, _ = planned(p)
+        yield from with_source(plan_regions(wp, previous), source, wp.token)
+
+    def plan_f(p: Any, previous: StageOutput) -> Iterator[TaskSpec]:
+        wp, source, _ = planned(p)
+        yield from with_source(plan_finalize(wp, previous), source, wp.token)
+
+    tmpl, regions, final = Write.stages
+    return (dataclasses.replace(tmpl, handler=f"{prefix}.template", plan=plan_t),
+            dataclasses.replace(regions, handler=f"{prefix}.region", plan=plan_r),
+            dataclasses.replace(final, plan=plan_f))
+
+
+def derived_handlers(prefix: str, build: Callable[[JSON, dict | None], Any]) -> dict[str, Callable[..., JSON]]:
+    """Template and region handlers that rebuild the array with ``build(source, storage_options)``."""
+    def tmpl(params: JSON, ctx: TaskContext) -> JSON:
+        return template(params, ctx, obj=build(params["source"], ctx.storage_options))
+
+    def reg(params: JSON, ctx: TaskContext) -> JSON:
+        return region(params, ctx, obj=build(params["source"], ctx.storage_options))
+
+    return {f"{prefix}.template": tmpl, f"{prefix}.region": reg}

@@ -48,7 +48,7 @@ def placement(grid_transform: Sequence[float], file_transform: Sequence[float], 
 def build_vrt(path: str, *, crs_wkt: str, transform: Sequence[float], width: int, height: int, count: int,
               dtype: str, nodata: float | None, sources: Sequence[Placement], relative: bool = False,
               overviews: Sequence[str] = (), tags: dict[str, str] | None = None,
-              colorinterp: Sequence[str] | None = None) -> None:
+              colorinterp: Sequence[str] | None = None, descriptions: Sequence[str] | None = None) -> None:
     """Write a GDAL VRT mosaic of ``sources`` on the grid (``relative``: paths relative to the VRT).
 
     Args:
@@ -66,6 +66,7 @@ def build_vrt(path: str, *, crs_wkt: str, transform: Sequence[float], width: int
             the whole grid); GDAL then reads them instead of computing overviews.
         tags: dataset metadata.
         colorinterp: band colour interpretations (GDAL names: ``Red``, ``Gray``, ...).
+        descriptions: band descriptions (names), which GDAL's COG driver copies into the COG.
     """
     gt = transform[:6]
     geo = f"{gt[2]!r}, {gt[0]!r}, {gt[1]!r}, {gt[5]!r}, {gt[3]!r}, {gt[4]!r}"
@@ -77,6 +78,8 @@ def build_vrt(path: str, *, crs_wkt: str, transform: Sequence[float], width: int
         lines.append("  </Metadata>")
     for b in range(1, count + 1):
         lines.append(f'  <VRTRasterBand dataType="{GDAL_TYPES[dtype]}" band="{b}">')
+        if descriptions:
+            lines.append(f"    <Description>{escape(str(descriptions[b - 1]))}</Description>")
         if nodata is not None:
             lines.append(f"    <NoDataValue>{_num(nodata)}</NoDataValue>")
         if colorinterp:
