@@ -486,6 +486,10 @@ GRIDS_DIFFER = _code("GRIDS_DIFFER", "The inputs computed together are on differ
                     "extent or shape) and no output grid was given.", "Give the output grid (crs=, resolution=, "
                     "bounds=): every input is then reprojected onto it; or resample the inputs onto one grid first.",
                     "invalid")
+STACK_MISMATCH = _code("STACK_MISMATCH", "A file of a stack is on another grid (shape, transform or CRS) than the "
+                      "first file, has another data type, or has more than one band.",
+                      "Give align=true to resample it onto the first file's grid; convert its data type or split "
+                      "its bands first (the message names the file), or leave it out of inputs.", "invalid")
 NO_OVERLAP = _code("NO_OVERLAP", "The rasters do not overlap the output grid (bounds), so every pixel would "
                    "be nodata.", "Check bounds= and its CRS (bounds are in the output CRS), or the inputs.",
                    "invalid")

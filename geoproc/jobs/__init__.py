@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..errors import GeoprocError, UnknownJob
 from ..model import JobType
-from . import cog, hello_world, inventory, large_raster, process, stac_catalog, write
+from . import cog, hello_world, inventory, large_raster, process, stac_catalog, stack, write
 
 ALL_JOBS: dict[str, JobType] = {
     "hello_world": hello_world.HelloWorld,
@@ -22,6 +22,7 @@ ALL_JOBS: dict[str, JobType] = {
     "summarize_container": inventory.SummarizeContainer,
     "write": write.Write,
     "process": process.Process,
+    "stack": stack.Stack,
 }
 
 ALL_HANDLERS: dict[str, Callable] = {
@@ -32,6 +33,7 @@ ALL_HANDLERS: dict[str, Callable] = {
     **large_raster.HANDLERS,
     **write.HANDLERS,
     **process.HANDLERS,
+    **stack.HANDLERS,
 }
 
 
