@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..errors import GeoprocError, UnknownJob
 from ..model import JobType
-from . import cog, hello_world, inventory, large_raster, process, stac_catalog, stack, write
+from . import cog, hello_world, inventory, large_raster, mosaic, process, stac_catalog, stack, write
 
 ALL_JOBS: dict[str, JobType] = {
     "hello_world": hello_world.HelloWorld,
@@ -23,6 +23,7 @@ ALL_JOBS: dict[str, JobType] = {
     "write": write.Write,
     "process": process.Process,
     "stack": stack.Stack,
+    "mosaic": mosaic.Mosaic,
 }
 
 ALL_HANDLERS: dict[str, Callable] = {
@@ -34,6 +35,7 @@ ALL_HANDLERS: dict[str, Callable] = {
     **write.HANDLERS,
     **process.HANDLERS,
     **stack.HANDLERS,
+    **mosaic.HANDLERS,
 }
 
 

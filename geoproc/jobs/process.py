@@ -187,8 +187,6 @@ def _first_result(d: JSON, values: dict[str, xr.DataArray], template: xr.DataArr
 
 
 def _function_array(d: JSON, values: dict[str, xr.DataArray], template: xr.DataArray, so: dict) -> xr.DataArray:
-    import dask.array as dsa
-    import xarray as xr
     from dask.base import tokenize
 
     shape = _first_result(d, values, template, so)
@@ -196,16 +194,8 @@ def _function_array(d: JSON, values: dict[str, xr.DataArray], template: xr.DataA
     token = tokenize(sorted((k, v.data.name) for k, v in values.items()), fns.Function.parse(d["function"]).token(),
                      d["halo"], shape, dtype.name)
     ychunks, xchunks = template.chunks
-    if shape.bands is None:
-        data = dsa.empty(template.shape, dtype=dtype, chunks=(ychunks, xchunks), name=f"process-{token}")
-        out = xr.DataArray(data, dims=("y", "x"), coords={"y": template.y, "x": template.x})
-    else:
-        n = len(shape.bands)
-        data = dsa.empty((n, *template.shape), dtype=dtype, chunks=((1,) * n, ychunks, xchunks),
-                         name=f"process-{token}")
-        out = xr.DataArray(data, dims=("band", "y", "x"), coords={"band": shape.bands, "y": template.y,
-                                                                  "x": template.x})
-    return _on_grid(out, template, _nodata(d, dtype))
+    return rg.blank(template.odc.geobox, bands=shape.bands, dtype=dtype, nodata=_nodata(d, dtype),
+                    name=f"process-{token}", chunks=(ychunks[0], xchunks[0]))
 
 
 def run_function(d: JSON, params: JSON, key: str, so: dict) -> tuple[xr.DataArray, np.ndarray]:

@@ -354,13 +354,15 @@ def with_source(specs: Iterator[TaskSpec], source: JSON, token: str) -> Iterator
         yield TaskSpec(key=spec.key, params={**spec.params, "source": source}, parent=spec.parent, fingerprint=token)
 
 
-def derived_stages(prefix: str, planned: Callable[[Any], tuple[Params, JSON, Any]]) -> tuple[Stage, ...]:
+def derived_stages(prefix: str, planned: Callable[[Any], tuple[Params, JSON, Any]],
+                   regional: Callable[[Any, JSON, JSON], JSON] | None = None) -> tuple[Stage, ...]:
     """The write job's stages for a job that describes its array by parameters.
 
     ``planned(params)`` gives the write's parameters, the ``source`` every task carries to rebuild the
-    array on its worker, and the array (built once per run, in the driver). Template and regions run
-    the ``{prefix}.template`` / ``{prefix}.region`` handlers, which rebuild the array from ``source``;
-    the finalize is the write's own.
+    array on its worker, and the array (built once per run, in the driver). ``regional(params,
+    task_params, source)``, when given, gives a region task its own source (a mosaic's inputs that reach
+    the region). Template and regions run the ``{prefix}.template`` / ``{prefix}.region`` handlers,
+    which rebuild the array from ``source``; the finalize is the write's own.
     """
     def plan_t(p: Any, previous: None) -> Iterator[TaskSpec]:
         wp, source, _ = planned(p)
@@ -368,7 +370,11 @@ def derived_stages(prefix: str, planned: Callable[[Any], tuple[Params, JSON, Any
 
     def plan_r(p: Any, previous: StageOutput) -> Iterator[TaskSpec]:
         wp, source, _ = planned(p)
-        yield from with_source(plan_regions(wp, previous), source, wp.token)
+        if regional is None:
+            yield from with_source(plan_regions(wp, previous), source, wp.token)
+            return
+        for spec in plan_regions(wp, previous):
+            yield from with_source(iter([spec]), regional(p, spec.params, source), wp.token)
 
     def plan_f(p: Any, previous: StageOutput) -> Iterator[TaskSpec]:
         wp, source, _ = planned(p)

@@ -126,6 +126,8 @@ def target_grid(arrays: Sequence[xr.DataArray], *, crs: Any = None, resolution: 
 
     ``crs`` defaults to the first raster's; ``resolution`` to the first raster's (its native one in
     that CRS, as GDAL would choose); ``bounds`` (in ``crs``) to the union of the rasters' extents.
+    In the first raster's CRS and resolution the grid keeps its pixel lattice (bounds are widened to
+    whole pixels of it), so rasters cut from one grid land on it without resampling.
     """
     from odc.geo.geobox import GeoBox
 
@@ -138,7 +140,20 @@ def target_grid(arrays: Sequence[xr.DataArray], *, crs: Any = None, resolution: 
         boxes = [a.odc.geobox.extent.to_crs(crs).boundingbox for a in arrays]
         bounds = (min(b.left for b in boxes), min(b.bottom for b in boxes), max(b.right for b in boxes),
                   max(b.top for b in boxes))
+    t = first.transform
+    if first.crs == crs and t.b == t.d == 0 and abs(t.a) == -t.e == resolution:
+        return GeoBox.from_bbox(_on_lattice(bounds, t.c, t.f, resolution), crs, resolution=resolution, tight=True)
     return GeoBox.from_bbox(tuple(bounds), crs, resolution=resolution)
+
+
+def _on_lattice(bounds: Sequence[float], x0: float, y0: float, res: float) -> tuple[float, float, float, float]:
+    """``bounds`` widened to whole pixels of the lattice through ``(x0, y0)`` with pixel size ``res``."""
+    import math
+
+    eps = 1e-6
+    left, bottom, right, top = bounds
+    return (x0 + math.floor((left - x0) / res + eps) * res, y0 - math.ceil((y0 - bottom) / res - eps) * res,
+            x0 + math.ceil((right - x0) / res - eps) * res, y0 - math.floor((y0 - top) / res + eps) * res)
 
 
 def onto(da: xr.DataArray, grid: Any, *, resampling: str = "nearest") -> xr.DataArray:

@@ -86,6 +86,30 @@ def check_writable(obj: Any) -> xr.DataArray:
     return obj.transpose(*(("band",) if "band" in obj.dims else ()), *SPATIAL)
 
 
+def blank(geobox: GeoBox, *, bands: list[str] | None, dtype: Any, nodata: float | None, name: str,
+          chunks: tuple[int, int]) -> xr.DataArray:
+    """An uncomputed array on ``geobox``: the output of a job whose regions are computed by other means
+    (a user's function, a mosaic), which tells the write its grid, bands, dtype and nodata.
+
+    Its Dask ``name`` is its identity (the write's token); ``bands`` None gives a ``(y, x)`` array.
+    """
+    import dask.array as dsa
+    import rioxarray  # noqa: F401 - the .rio accessor
+    import xarray as xr
+    from odc.geo.xr import xr_coords
+
+    coords = xr_coords(geobox, crs_coord_name="spatial_ref")
+    cy, cx = min(chunks[0], geobox.shape.y), min(chunks[1], geobox.shape.x)
+    if bands is None:
+        data = dsa.empty(tuple(geobox.shape), dtype=dtype, chunks=(cy, cx), name=name)
+        out = xr.DataArray(data, dims=("y", "x"), coords=coords)
+    else:
+        data = dsa.empty((len(bands), *geobox.shape), dtype=dtype, chunks=(1, cy, cx), name=name)
+        out = xr.DataArray(data, dims=("band", "y", "x"), coords={"band": bands, **coords})
+    out = out.rio.write_crs(geobox.crs.to_wkt())
+    return out.rio.write_nodata(nodata, encoded=False) if nodata is not None else out
+
+
 def zarr_chunks(obj: xr.DataArray, chunks: tuple[int, int] | None) -> tuple[int, int]:
     """The Zarr chunk edge (y, x): as given, else the array's first Dask chunk (whole blocks of its source)."""
     if chunks is not None:
