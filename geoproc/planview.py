@@ -16,15 +16,22 @@ import numpy as np
 
 from .api import write_job
 from .errors import InvalidParams
+from .jobs import mosaic, process, stack
 from .jobs.large_raster import LargeRaster, make_plan
-from .jobs.process import Process, planned
+from .jobs.mosaic import Mosaic
+from .jobs.process import Process
 from .raster import regions as rg
 from .raster.footprint import polygon_wgs84
 from .raster.grid import window_bounds
+from .raster.mosaic import region_bbox
 from .raster.tiling import TilingPlan
 from .spec import resolve
 
 log = logging.getLogger(__name__)
+
+#: jobs planned as regions of a write: job type and its ``planned(params)``
+REGIONAL = {Process.name: (Process, process.planned), stack.Stack.name: (stack.Stack, stack.planned),
+            Mosaic.name: (Mosaic, mosaic.planned)}
 
 
 def dry_run(job: str, params: dict[str, Any], *, geojson: str | None = None, png: str | None = None,
@@ -40,19 +47,24 @@ def dry_run(job: str, params: dict[str, Any], *, geojson: str | None = None, png
 
     Returns:
         The plan's summary: for ``large_raster`` its tiles, bytes to read and write and memory per
-        task against the budget; for ``process`` its regions as :func:`plan_write` gives them.
+        task against the budget; for ``process``, ``stack`` and ``mosaic`` their regions as
+        :func:`plan_write` gives them (a mosaic's with the inputs that reach each region).
 
     Raises:
         UserError: another job type, or bad parameters.
     """
     name, raw = resolve(job, params)
-    if name == Process.name:
-        pp = Process.validate(raw)
-        wp, _, arr = planned(pp)  # type: ignore[arg-type]
-        return _summarize_regions(Process.job_id(pp), wp, arr, geojson=geojson, png=png,
-                                  graph=pp.function is None)  # type: ignore[attr-defined]
+    if name in REGIONAL:
+        jt, planned = REGIONAL[name]
+        pp = jt.validate(raw)
+        wp, _, arr = planned(pp)
+        inputs = None
+        if name == Mosaic.name:  # the inputs' footprints, and how many reach each region
+            inputs = (pp._footprints, wp.geobox().crs)  # type: ignore[attr-defined]
+        return _summarize_regions(jt.job_id(pp), wp, arr, geojson=geojson, png=png, inputs=inputs,
+                                  graph=name == Process.name and pp.function is None)  # type: ignore[attr-defined]
     if name != LargeRaster.name:
-        raise InvalidParams(name, [f"`geoproc plan` plans {LargeRaster.name} and {Process.name} jobs only"])
+        raise InvalidParams(name, [f"`geoproc plan` plans {', '.join([LargeRaster.name, *REGIONAL])} jobs only"])
     p = LargeRaster.validate(raw)
     pl = make_plan(p, storage_options)  # type: ignore[arg-type]
     summary = pl.summary()
@@ -106,11 +118,13 @@ def plan_write(obj: Any, output: str, *, geojson: str | None = None, png: str | 
 
 
 def _summarize_regions(job_id: str, model: Any, arr: Any, *, geojson: str | None, png: str | None,
-                       graph: bool = True) -> dict[str, Any]:
+                       graph: bool = True, inputs: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """The regions of a write (``model``: its ``write`` parameters) and their footprints.
 
-    ``graph`` False: the array is only the output's shape (a function computes the regions), so
-    there is no graph to count the region's tasks in.
+    ``graph`` False: the array is only the output's shape (a function or a mosaic computes the
+    regions), so there is no graph to count the region's tasks in. ``inputs``: a mosaic's
+    (:class:`~geoproc.raster.mosaic.Footprints`, CRS), to count the inputs that reach each region
+    and draw their footprints.
     """
     regions = rg.plan_regions(model.geobox(), model.chunks, bands=model.bands,
                               itemsize=np.dtype(model.dtype).itemsize, region_bytes=int(model.region_bytes))
@@ -124,6 +138,12 @@ def _summarize_regions(job_id: str, model: Any, arr: Any, *, geojson: str | None
          "geometry": polygon_wgs84(grid.crs.to_wkt(), window_bounds(grid.transform,
                                                                     (r.x[0], r.y[0], r.x[1] - r.x[0], r.y[1] - r.y[0])))}
         for r in regions]}
+    if inputs is not None:
+        prints, crs = inputs
+        for f, r in zip(feats["features"], regions, strict=True):
+            f["properties"]["inputs"] = len(prints.within(region_bbox(grid, r.y, r.x)))
+        reach = [f["properties"]["inputs"] for f in feats["features"]]
+        feats["inputs"] = [polygon_wgs84(crs.to_wkt(), tuple(b)) for b in prints.boxes]
     summary: dict[str, Any] = {
         "job_id": job_id, "format": model.format, "output": model.output,
         "shape": [model.bands, *grid.shape], "dtype": model.dtype, "chunks": list(model.chunks),
@@ -131,13 +151,17 @@ def _summarize_regions(job_id: str, model: Any, arr: Any, *, geojson: str | None
         "regions": len(regions), "region_shape": [biggest.y[1] - biggest.y[0], biggest.x[1] - biggest.x[0]],
         "bytes_to_write": int(per_pixel * grid.shape[0] * grid.shape[1]), "region_output_bytes": int(out_bytes),
         "region_tasks": _region_tasks(part.data) if graph else None}
+    if inputs is not None:
+        summary.update({"inputs": len(feats["inputs"]), "inputs_per_region": {"max": max(reach),
+                                                                                "mean": round(sum(reach) / len(reach), 2)}})
     if geojson:
         with open(geojson, "w") as f:
-            json.dump(feats, f)
+            json.dump({k: v for k, v in feats.items() if k != "inputs"}, f)
         summary["geojson"] = geojson
     if png:
         _draw_regions(feats, png, f"{len(regions)} regions of {summary['region_shape'][0]} x "
-                                  f"{summary['region_shape'][1]} px")
+                                  f"{summary['region_shape'][1]} px"
+                                  + (f", {summary['inputs']} inputs" if inputs is not None else ""))
         summary["png"] = png
     return summary
 
@@ -168,8 +192,14 @@ def _draw_regions(feats: dict[str, Any], path: str, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 7), dpi=100)
     for f in feats["features"]:
         fx, fy = zip(*f["geometry"]["coordinates"][0], strict=True)
-        ax.fill(fx, fy, color="#c8d8e8", edgecolor="#1f4e79", linewidth=1)
-        ax.text(sum(fx) / len(fx), sum(fy) / len(fy), f["id"], ha="center", va="center", fontsize=7)
+        reach = f["properties"].get("inputs")
+        ax.fill(fx, fy, color="#c8d8e8" if not reach else plt.cm.YlOrRd(min(1.0, reach / 4)), edgecolor="#1f4e79",
+                linewidth=1, alpha=0.8)
+        label = f["id"] if reach is None else f"{f['id']}\n{reach} in"
+        ax.text(sum(fx) / len(fx), sum(fy) / len(fy), label, ha="center", va="center", fontsize=7)
+    for poly in feats.get("inputs", []):  # a mosaic's inputs
+        px, py = zip(*poly["coordinates"][0], strict=True)
+        ax.plot(px, py, color="#2c3e50", linewidth=1.5, linestyle="--")
     ax.set_title(title)
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")

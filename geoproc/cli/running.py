@@ -186,7 +186,7 @@ def retry(
 
 
 def plan(
-    job: Annotated[str, typer.Argument(help="large_raster or process, or a spec file of one "
+    job: Annotated[str, typer.Argument(help="large_raster, process, stack or mosaic, or a spec file of one "
                                             "(jobs/large_raster.toml).")],
     set_: SetOpt = [],  # noqa: B006
     geojson: Annotated[str | None, typer.Option(help="Write the tile / region footprints (EPSG:4326) as GeoJSON "
@@ -211,6 +211,9 @@ def plan(
                                     "per region)")
         if s["region_tasks"] is not None:
             t.add_row("Dask tasks per region", str(s["region_tasks"]))
+        if "inputs" in s:
+            t.add_row("inputs", f"{s['inputs']}; up to {s['inputs_per_region']['max']} per region (mean "
+                                f"{s['inputs_per_region']['mean']:g})")
     else:
         t = Table(show_header=False, title=f"Tiling plan: {s['source']} → {s['crs']}", title_justify="left")
         t.add_row("output grid", f"{s['shape'][1]} x {s['shape'][0]} px, resolution {s['resolution'][0]:g}")

@@ -144,3 +144,19 @@ def test_bad_mosaics_are_refused_before_anything_runs(tmp_path, sqlite_url):
         p = _cli(*args)
         assert p.returncode == 2 and code in p.stderr and "Traceback" not in p.stderr, p.stderr
         assert not out.exists()
+
+
+def test_plan_shows_the_inputs_reaching_each_region(tmp_path):
+    pieces = cut(smooth(), tmp_path)
+    sets = ("--set", f"inputs={json.dumps(pieces)}", "--set", f"output={tmp_path / 'm.tif'}", "--set",
+            "chunks=[256, 256]", "--set", "region_bytes=64KiB")
+    p = _cli("plan", "mosaic", *sets, "--geojson", str(tmp_path / "r.json"), "--png", str(tmp_path / "r.png"),
+             "--json")
+    assert p.returncode == 0, p.stderr
+    plan = json.loads(p.stdout)
+    assert plan["regions"] == 9 and plan["inputs"] == 4 and plan["inputs_per_region"]["max"] == 4
+    reach = {f["id"]: f["properties"]["inputs"] for f in json.loads((tmp_path / "r.json").read_text())["features"]}
+    assert reach["r0c0"] == 1 and reach["r1c1"] == 4  # a corner; the middle, where the four pieces meet
+    assert (tmp_path / "r.png").stat().st_size > 10_000 and not (tmp_path / "m.tif").exists()
+    table = _cli("plan", "mosaic", *sets)
+    assert table.returncode == 0 and "up to 4 per region" in table.stdout, table.stderr

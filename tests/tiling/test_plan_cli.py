@@ -47,4 +47,4 @@ def test_plan_prints_the_plan_and_writes_geojson_and_png(smooth_raster, tmp_path
 def test_plan_refuses_other_jobs():
     res = CliRunner().invoke(app, ["plan", "hello_world"])
     assert res.exit_code == 2, res.output  # invalid parameters, not a crash
-    assert isinstance(res.exception, SystemExit) and "plans large_raster and process jobs only" in res.output
+    assert isinstance(res.exception, SystemExit) and "plans large_raster, process, stack, mosaic jobs only" in res.output
