@@ -490,6 +490,9 @@ STACK_MISMATCH = _code("STACK_MISMATCH", "A file of a stack is on another grid (
                       "first file, has another data type, or has more than one band.",
                       "Give align=true to resample it onto the first file's grid; convert its data type or split "
                       "its bands first (the message names the file), or leave it out of inputs.", "invalid")
+SUBDATASETS = _code("SUBDATASETS", "The file holds several rasters (subdatasets: NetCDF or HDF variables, NTv2 "
+                   "grids), and geoproc does not choose one for you.", "Open one of them by the GDAL name the "
+                   "message lists, e.g. NETCDF:file.nc:variable.", "invalid")
 NO_OVERLAP = _code("NO_OVERLAP", "The rasters do not overlap the output grid (bounds), so every pixel would "
                    "be nodata.", "Check bounds= and its CRS (bounds are in the output CRS), or the inputs.",
                    "invalid")

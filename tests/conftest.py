@@ -10,6 +10,7 @@
 * ``raster_factory``— writes synthetic GeoTIFFs (crs, bounds, dtype, nodata, bands, size).
 * ``terra_package`` — Debian's ``r-cran-terra`` unpacked from the persistent test-data cache (``kit.debian``).
 * ``terra_rasters`` — real-world rasters nobody here wrote: the examples that package ships.
+* ``proj_grids``    — proj-data's CHENYX06 NTv2 grids: three real 4-band rasters on one grid.
 
 With ``GEOPROC_REQUIRE_SERVICES=1`` (CI sets it) a service that cannot start fails the test instead
 of skipping it.
@@ -140,6 +141,17 @@ def raster_factory(tmp_path):
         return rasters.write_geotiff(Path(directory or tmp_path) / name, **kw)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def proj_grids(tmp_path_factory) -> dict[str, Path]:
+    """Real rasters from Debian's proj-data: the CHENYX06 NTv2 grids (three 4-band rasters on one grid)."""
+    try:
+        pkg = debian.unpacked("proj-data")
+    except debian.PackageUnavailable as exc:
+        services.missing(f"proj-data grids ({exc})")
+    target = tmp_path_factory.mktemp("proj")
+    return {p.name: Path(shutil.copy(p, target)) for p in sorted(pkg.root.rglob("proj/CHENYX06*.gsb"))}
 
 
 @pytest.fixture(scope="session")

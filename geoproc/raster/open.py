@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import rasterio
 from dask.base import tokenize
 
-from ..errors import BANDS_DIFFER, NO_OVERLAP, NOTHING_TO_OPEN, InvalidInput, InvalidSetting
+from ..errors import BANDS_DIFFER, NO_OVERLAP, NOTHING_TO_OPEN, SUBDATASETS, InvalidInput, InvalidSetting
 from ..storage import gdal_env, gdal_path, is_local, local_path, open_fs, redact, storage_errors
 from ..storage.urls import canonical
 from .header import source_datetime
@@ -56,10 +56,14 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
 
     so = storage_options or {}
     with raster_errors(url, "open"), rasterio.Env(**gdal_env(url, so)):
-        da = rioxarray.open_rasterio(gdal_path(url), lock=False, masked=masked)
-        with rasterio.open(gdal_path(url)) as src:
+        path = gdal_path(url)
+        with rasterio.open(path) as src:
+            if src.subdatasets:  # rioxarray would give a Dataset of them, even for a file that is one raster
+                path = _one_subdataset(url, src.subdatasets)
+        with rasterio.open(path) as src:
             blocks = src.block_shapes[0]
             names = [d or f"b{i}" for i, d in enumerate(src.descriptions, start=1)]
+        da = rioxarray.open_rasterio(path, lock=False, masked=masked)
     da = da.assign_coords(band=names)
     if bands is not None:
         da = da.sel(band=[_band_name(b, names) for b in bands])
@@ -69,6 +73,15 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
     da.attrs.pop("long_name", None)  # one name per band lives in the band coordinate, not in attrs
     da.name = None
     return da
+
+
+def _one_subdataset(url: str, subdatasets: Sequence[str]) -> str:
+    """The GDAL name of a file's only subdataset (an NTv2 grid, a NetCDF variable); refuse a choice."""
+    if len(subdatasets) == 1:
+        return subdatasets[0]
+    listed = ", ".join(redact(s) for s in subdatasets[:5]) + (", ..." if len(subdatasets) > 5 else "")
+    raise InvalidInput(f"{redact(url)} holds {len(subdatasets)} rasters ({listed}); open one of them by its GDAL "
+                       "name", code=SUBDATASETS)
 
 
 def _band_name(band: int | str, names: list[str]) -> str:

@@ -98,7 +98,7 @@ def blank(geobox: GeoBox, *, bands: list[str] | None, dtype: Any, nodata: float 
     import xarray as xr
     from odc.geo.xr import xr_coords
 
-    coords = xr_coords(geobox, crs_coord_name="spatial_ref")
+    coords = xr_coords(geobox, crs_coord_name="spatial_ref", dims=("y", "x"))  # also for lon/lat grids
     cy, cx = min(chunks[0], geobox.shape.y), min(chunks[1], geobox.shape.x)
     if bands is None:
         data = dsa.empty(tuple(geobox.shape), dtype=dtype, chunks=(cy, cx), name=name)

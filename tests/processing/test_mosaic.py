@@ -160,3 +160,51 @@ def test_plan_shows_the_inputs_reaching_each_region(tmp_path):
     assert (tmp_path / "r.png").stat().st_size > 10_000 and not (tmp_path / "m.tif").exists()
     table = _cli("plan", "mosaic", *sets)
     assert table.returncode == 0 and "up to 4 per region" in table.stdout, table.stderr
+
+
+def test_real_grids_on_one_grid(proj_grids, tmp_path, dask_cluster, sqlite_url):
+    """proj-data's three CHENYX06 grids (4 float32 bands each, one grid, EPSG:4326), nobody here wrote them."""
+    files = [str(proj_grids[n]) for n in ("CHENYX06.gsb", "CHENYX06a.gsb", "CHENYX06_etrs.gsb")]
+    arrays = []
+    for f in files:
+        with rasterio.open(f) as src:
+            arrays.append(src.read())
+            transform, crs = src.transform, src.crs
+    for rule, want, exact in (("max", np.maximum.reduce(arrays), True), ("mean", sum(arrays) / np.float32(3), False)):
+        out = tmp_path / f"chenyx_{rule}.tif"
+        res = geoproc.run("mosaic", inputs=files, overlap=rule, output=str(out), region_bytes="256KiB",
+                          cluster=dask_cluster, ledger=sqlite_url)
+        assert res.status == "completed", res.error
+        with rasterio.open(out) as ds:
+            assert ds.count == 4 and ds.crs == crs and ds.transform.almost_equals(transform)
+            got = ds.read()
+        if exact:
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_real_dem_cut_in_pieces_comes_back_exactly(terra_rasters, tmp_path, dask_cluster, sqlite_url):
+    """r-cran-terra's elev.tif (Luxembourg, with nodata outside the country), cut into overlapping pieces."""
+    from rasterio.windows import Window
+
+    src_path = terra_rasters["elev.tif"]
+    pieces = []
+    with rasterio.open(src_path) as src:
+        whole, profile = src.read(), src.profile
+        h, w = src.height, src.width
+        for i, (r0, r1) in enumerate(((0, h // 2 + 5), (h // 2 - 5, h))):
+            for j, (c0, c1) in enumerate(((0, w // 3 + 4), (w // 3 - 4, w))):
+                win = Window(c0, r0, c1 - c0, r1 - r0)
+                path = tmp_path / f"elev_{i}{j}.tif"
+                with rasterio.open(path, "w", **{**profile, "width": win.width, "height": win.height,
+                                                 "transform": src.window_transform(win)}) as dst:
+                    dst.write(src.read(window=win))
+                pieces.append(str(path))
+    res = geoproc.run("mosaic", inputs=pieces, overlap="last", output=str(tmp_path / "elev.tif"),
+                      region_bytes="64KiB", cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    with rasterio.open(tmp_path / "elev.tif") as ds, rasterio.open(src_path) as src:
+        assert (ds.width, ds.height) == (w, h) and ds.transform.almost_equals(src.transform)
+        assert ds.nodata == src.nodata
+        np.testing.assert_array_equal(ds.read(), whole)
