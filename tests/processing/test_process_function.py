@@ -15,6 +15,7 @@ import xarray as xr
 from kit import userfuncs
 from kit.drivers import geoproc_cmd
 from kit.rasters import write_scene
+from kit.resume import kill_midway
 
 import geoproc
 
@@ -156,26 +157,7 @@ def test_the_spec_files_run_from_the_repository(tmp_path, dask_cluster, sqlite_u
     np.testing.assert_array_equal(got[valid], ((nir - red) / (nir + red))[valid])
 
 
-def _completed_regions(ledger_url, job_id=None):
-    from geoproc.ledger import open_ledger
-
-    if not os.path.exists(ledger_url.removeprefix("sqlite:///")):
-        return None
-    led = open_ledger(ledger_url, read_only=True)
-    try:
-        jobs = led.list_jobs(limit=1)
-        if not jobs:
-            return None
-        return jobs[0].job_id, led.counts(jobs[0].job_id).get(1, {})
-    finally:
-        led.close()
-
-
 def test_a_killed_process_job_resumes_with_only_the_missing_regions(tmp_path, dask_cluster):
-    import signal
-
-    from kit.polling import wait_for
-
     src = tmp_path / "scene.tif"
     write_scene(src, size=(2048, 2048), nodata_corner=(100, 100), block=128)
     out = tmp_path / "focal.tif"
@@ -190,21 +172,8 @@ def test_a_killed_process_job_resumes_with_only_the_missing_regions(tmp_path, da
     want = out.read_bytes()
     out.unlink()
     killed = f"sqlite:///{tmp_path}/killed.db"
-    proc = subprocess.Popen(geoproc_cmd(*args(killed)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        def twenty():
-            state = _completed_regions(killed)
-            return proc.poll() is not None or (state and state[1].get("completed", 0) >= 20)
-        wait_for(twenty, timeout=120, what="20 regions written")
-        assert proc.poll() is None, proc.communicate()  # still running when killed
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(30)
-    job_id, counts = _completed_regions(killed)
-    total, done = sum(counts.values()), counts.get("completed", 0)
-    assert job_id == json.loads(clean.stdout)["job_id"] and 20 <= done < total == 256, counts
+    job_id, done, total = kill_midway(args(killed), killed)
+    assert job_id == json.loads(clean.stdout)["job_id"] and 20 <= done < total == 256
     again = _cli(*args(killed))
     assert again.returncode == 0, again.stderr
     res = json.loads(again.stdout)
