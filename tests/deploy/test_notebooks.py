@@ -17,7 +17,7 @@ BUDGET_S = 90  # each notebook is meant to finish well under a minute on two cor
 
 def test_there_are_notebooks():
     assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "cog_quicklooks.ipynb", "tiled_plan.ipynb",
-                                          "stac_browse.ipynb", "process.ipynb"}
+                                          "stac_browse.ipynb", "process.ipynb", "mosaic_stack.ipynb"}
 
 
 def execute(path: Path, workdir: Path):
@@ -63,6 +63,9 @@ def test_notebook_runs(path, tmp_path):
     if path.name == "process.ipynb":
         assert "same job: True | cached: True | tasks executed: 0" in text and "equal to the xarray NDVI: True" in text
         assert len(outputs(nb, "image/png")) == 1  # the NDVI map
+    if path.name == "mosaic_stack.ipynb":
+        assert "copied rows exact: True" in text and "same job: True | cached: True | tasks executed: 0" in text
+        assert len(outputs(nb, "image/png")) == 3  # the plan, the mosaic and its error, the flood depths
     for png in outputs(nb, "image/png"):  # every figure is a real, non-blank picture
         import numpy as np
         from PIL import Image
