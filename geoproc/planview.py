@@ -81,14 +81,12 @@ def dry_run(job: str, params: dict[str, Any], *, geojson: str | None = None, png
 
 def draw_plan(pl: TilingPlan, feats: dict[str, Any], path: str) -> None:
     """A PNG map: the source's outline and every tile footprint (labelled) in longitude/latitude."""
-    import matplotlib  # an optional, slow import: only `geoproc plan --png` needs it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # optional and slow: only `geoproc plan --png` needs it
 
     src = pl.source
     outline = polygon_wgs84(src.crs, window_bounds(src.affine, (0, 0, src.width, src.height)))
-    fig, ax = plt.subplots(figsize=(7, 7), dpi=100)
+    fig = Figure(figsize=(7, 7), dpi=100)  # no pyplot: a notebook's backend and figures stay as they are
+    ax = fig.subplots()
     xs, ys = zip(*outline["coordinates"][0], strict=True)
     ax.fill(xs, ys, color="#c8d8e8", edgecolor="#1f4e79", linewidth=2, label="source")
     for f in feats["features"]:
@@ -101,7 +99,6 @@ def draw_plan(pl: TilingPlan, feats: dict[str, Any], path: str) -> None:
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(loc="lower right")
     fig.savefig(path)
-    plt.close(fig)
     log.info("wrote the tiling map of %d tiles to %s", len(feats["features"]), path)
 
 
@@ -184,17 +181,16 @@ def _flat(keys: Any) -> Any:
 
 
 def _draw_regions(feats: dict[str, Any], path: str, title: str) -> None:
-    import matplotlib  # an optional, slow import: only a PNG needs it
+    import matplotlib  # optional and slow: only a PNG needs it
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 7), dpi=100)
+    fig = Figure(figsize=(7, 7), dpi=100)  # no pyplot: a notebook's backend and figures stay as they are
+    ax = fig.subplots()
     for f in feats["features"]:
         fx, fy = zip(*f["geometry"]["coordinates"][0], strict=True)
         reach = f["properties"].get("inputs")
-        ax.fill(fx, fy, color="#c8d8e8" if not reach else plt.cm.YlOrRd(min(1.0, reach / 4)), edgecolor="#1f4e79",
-                linewidth=1, alpha=0.8)
+        colour = "#c8d8e8" if not reach else matplotlib.colormaps["YlOrRd"](min(1.0, reach / 4))
+        ax.fill(fx, fy, color=colour, edgecolor="#1f4e79", linewidth=1, alpha=0.8)
         label = f["id"] if reach is None else f"{f['id']}\n{reach} in"
         ax.text(sum(fx) / len(fx), sum(fy) / len(fy), label, ha="center", va="center", fontsize=7)
     for poly in feats.get("inputs", []):  # a mosaic's inputs
@@ -205,4 +201,3 @@ def _draw_regions(feats: dict[str, Any], path: str, title: str) -> None:
     ax.set_ylabel("latitude")
     ax.set_aspect("equal", adjustable="datalim")
     fig.savefig(path)
-    plt.close(fig)
