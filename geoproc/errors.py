@@ -493,6 +493,20 @@ STACK_MISMATCH = _code("STACK_MISMATCH", "A file of a stack is on another grid (
 SUBDATASETS = _code("SUBDATASETS", "The file holds several rasters (subdatasets: NetCDF or HDF variables, NTv2 "
                    "grids), and geoproc does not choose one for you.", "Open one of them by the GDAL name the "
                    "message lists, e.g. NETCDF:file.nc:variable.", "invalid")
+ZONES_UNREADABLE = _code("ZONES_UNREADABLE", "The zone layer cannot be read: missing, not a vector format "
+                        "pyogrio reads (GeoPackage, Shapefile, GeoJSON, GeoParquet), or damaged.",
+                        "Check the path and open it with `ogrinfo` or geopandas.read_file; for a GeoPackage with "
+                        "several layers, name one with layer=.", "invalid")
+ZONES_NO_CRS = _code("ZONES_NO_CRS", "The zone layer does not say its CRS (a Shapefile without .prj, GeoJSON "
+                     "with a non-standard CRS).", "Give zones_crs= (e.g. EPSG:4326) to say which CRS its "
+                     "coordinates are in; geoproc then reprojects it to the raster's.", "invalid")
+ZONES_INVALID = _code("ZONES_INVALID", "The zones cannot be used as given: invalid geometries with invalid=report, "
+                      "a zone_id column that is missing or not unique.", "Fix the geometries or set "
+                      "invalid=repair; choose a unique zone_id column, or leave zone_id out to number the zones.",
+                      "invalid")
+ZONES_OUTSIDE = _code("ZONES_OUTSIDE", "No zone of the layer overlaps the raster.", "Check that the zones and the "
+                      "raster cover the same place, and the layer's CRS (give zones_crs= if its file has none or "
+                      "a wrong one).", "invalid")
 NO_OVERLAP = _code("NO_OVERLAP", "The rasters do not overlap the output grid (bounds), so every pixel would "
                    "be nodata.", "Check bounds= and its CRS (bounds are in the output CRS), or the inputs.",
                    "invalid")

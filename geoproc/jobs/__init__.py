@@ -11,7 +11,18 @@ from collections.abc import Callable
 
 from ..errors import GeoprocError, UnknownJob
 from ..model import JobType
-from . import cog, hello_world, inventory, large_raster, mosaic, process, stac_catalog, stack, write
+from . import (
+    cog,
+    hello_world,
+    inventory,
+    large_raster,
+    mosaic,
+    process,
+    stac_catalog,
+    stack,
+    write,
+    zonal_stats,
+)
 
 ALL_JOBS: dict[str, JobType] = {
     "hello_world": hello_world.HelloWorld,
@@ -24,6 +35,7 @@ ALL_JOBS: dict[str, JobType] = {
     "process": process.Process,
     "stack": stack.Stack,
     "mosaic": mosaic.Mosaic,
+    "zonal_stats": zonal_stats.ZonalStats,
 }
 
 ALL_HANDLERS: dict[str, Callable] = {
@@ -36,6 +48,7 @@ ALL_HANDLERS: dict[str, Callable] = {
     **process.HANDLERS,
     **stack.HANDLERS,
     **mosaic.HANDLERS,
+    **zonal_stats.HANDLERS,
 }
 
 

@@ -15,7 +15,6 @@ the array is therefore opened without chunks, which stays lazy, and chunked with
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ import rasterio
 from dask.base import tokenize
 
 from ..errors import BANDS_DIFFER, NO_OVERLAP, NOTHING_TO_OPEN, SUBDATASETS, InvalidInput, InvalidSetting
-from ..storage import gdal_env, gdal_path, is_local, local_path, open_fs, redact, storage_errors
+from ..storage import gdal_env, gdal_path, redact, version_of
 from ..storage.urls import canonical
 from .header import source_datetime
 from .io import raster_errors
@@ -68,7 +67,7 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
     if bands is not None:
         da = da.sel(band=[_band_name(b, names) for b in bands])
     size = _chunk_shape(chunks, blocks)
-    token = tokenize(redact(canonical(url)), _identity(url, so), size, list(da.band.values), masked)
+    token = tokenize(redact(canonical(url)), version_of(url, so), size, list(da.band.values), masked)
     da = da.chunk({"band": 1, "y": size[0], "x": size[1]}, name_prefix="open_rasterio-", token=token)
     da.attrs.pop("long_name", None)  # one name per band lives in the band coordinate, not in attrs
     da.name = None
@@ -103,17 +102,6 @@ def _chunk_shape(chunks: int | Sequence[int] | None, blocks: tuple[int, int]) ->
         return (chunks, chunks)
     cy, cx = chunks
     return (int(cy), int(cx))
-
-
-def _identity(url: str, storage_options: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What tells this version of the file from another: size and mtime locally, size and etag remotely."""
-    if is_local(url):
-        st = os.stat(local_path(url))
-        return (st.st_size, st.st_mtime_ns)
-    with storage_errors(url, "read"):
-        fs, path = open_fs(url, storage_options)
-        info = fs.info(path)
-    return (info.get("size"), info.get("etag") or info.get("ETag") or info.get("last_modified"))
 
 
 def reproject(da: xr.DataArray, *, crs: Any = None, resolution: float | None = None,

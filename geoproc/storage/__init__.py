@@ -42,7 +42,7 @@ from .urls import (
 
 __all__ = [
     "open_fs", "options_for", "resolve_storage_options", "gdal_path", "gdal_env", "gdal_readable", "publish",
-    "local_copy", "sha256_file", "storage_errors", "translate", "redact", "join", "protocol_of", "is_local",
+    "local_copy", "sha256_file", "version_of", "storage_errors", "translate", "redact", "join", "protocol_of", "is_local",
     "local_path", "safe_relative", "strip_protocol", "with_protocol", "HTTP_GDAL_OPTIONS",
 ]
 
@@ -131,6 +131,18 @@ def gdal_env(url: str, storage_options: Mapping[str, Any] | None = None) -> dict
         if opts.get("anon"):
             env["AWS_NO_SIGN_REQUEST"] = "YES"
     return env
+
+
+def version_of(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, ...]:
+    """What tells this version of a file from another, without reading it: size and modification time
+    locally, size and etag remotely (part of the content tokens that name computations)."""
+    if is_local(url):
+        st = os.stat(local_path(url))
+        return (st.st_size, st.st_mtime_ns)
+    with storage_errors(url, "read"):
+        fs, path = open_fs(url, storage_options)
+        info = fs.info(path)
+    return (info.get("size"), info.get("etag") or info.get("ETag") or info.get("last_modified"))
 
 
 def sha256_file(path: str, chunk: int = 8 * 2**20) -> str:

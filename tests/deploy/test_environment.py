@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # extras that environment.yml provides besides the core dependencies (the kubernetes extra is optional)
 EXTRAS = ("postgres", "test")
 # PyPI name -> conda-forge name, where they differ
-CONDA_NAME: dict[str, str] = {}
+CONDA_NAME: dict[str, str] = {"h3": "h3-py"}
 
 
 def _req(spec: str) -> tuple[str, str]:
