@@ -504,6 +504,10 @@ ZONES_INVALID = _code("ZONES_INVALID", "The zones cannot be used as given: inval
                       "a zone_id column that is missing or not unique.", "Fix the geometries or set "
                       "invalid=repair; choose a unique zone_id column, or leave zone_id out to number the zones.",
                       "invalid")
+H3_RESOLUTION = _code("H3_RESOLUTION", "The H3 zones cannot be made: a resolution outside 0..15, bounds that are "
+                      "not a lon/lat box, or more cells than geoproc makes.", "Give h3_resolution from 0 (cells of "
+                      "4.4 million km²) to 15 (under 1 m²), coarse enough for the bounds, and bounds as west, south, "
+                      "east, north in degrees.", "invalid")
 ZONES_OUTSIDE = _code("ZONES_OUTSIDE", "No zone of the layer overlaps the raster.", "Check that the zones and the "
                       "raster cover the same place, and the layer's CRS (give zones_crs= if its file has none or "
                       "a wrong one).", "invalid")

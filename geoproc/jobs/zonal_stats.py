@@ -2,6 +2,11 @@
 
     geoproc run zonal_stats --set input=dem.tif --set zones=cantons.gpkg --set zone_id=NAME_2 \
         --set stats='["mean", "min", "max"]' --set output=cantons.parquet
+    geoproc run zonal_stats --set input=dem.tif --set h3_resolution=7 --set output=h3.parquet
+    geoproc run zonal_stats --set input=dem.tif --set grid=1000 --set coverage=centre --set output=grid.csv
+
+The zones are a polygon layer, a regular grid of ``grid``-sized cells over the raster (ids ``r{row}c{col}``),
+or the H3 cells of ``h3_resolution`` covering ``bounds`` (ids: the H3 indexes).
 
 Stages:
 
@@ -51,7 +56,12 @@ Stat = Literal["count", "sum", "mean", "min", "max", "std", "median", "majority"
 
 class Params(JobParams):
     input: Location = Field(..., description="the raster (every band gets its columns)")
-    zones: Location = Field(..., description="a polygon layer: GeoPackage, Shapefile, GeoJSON or GeoParquet")
+    zones: Location | None = Field(None, description="a polygon layer: GeoPackage, Shapefile, GeoJSON or GeoParquet")
+    grid: float | None = Field(None, gt=0, description="instead of zones: square cells of this size (raster CRS "
+                                                       "units) over the raster")
+    h3_resolution: int | None = Field(None, description="instead of zones: the H3 cells (0..15) covering bounds")
+    bounds: tuple[float, float, float, float] | None = Field(
+        None, description="lon/lat box (west, south, east, north) of the H3 cells; default: the raster's")
     layer: str | None = Field(None, description="the layer of a multi-layer file (GeoPackage)")
     zone_id: str | None = Field(None, description="the column naming each zone (unique); default: its position")
     zones_crs: str | None = Field(None, description="the layer's CRS when the file does not say it")
@@ -66,6 +76,15 @@ class Params(JobParams):
 
     @model_validator(mode="after")
     def _table(self) -> Params:
+        given = [k for k in ("zones", "grid", "h3_resolution") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give one of zones (a polygon layer), grid (a cell size) or h3_resolution, "
+                             f"not {' and '.join(given) or 'none'}")
+        if self.h3_resolution is not None and not 0 <= self.h3_resolution <= 15:
+            raise ValueError(f"h3_resolution={self.h3_resolution} is out of range: H3 resolutions go from 0 (cells "
+                             "of 4.4 million km²) to 15 (under 1 m²) [H3_RESOLUTION]")
+        if self.bounds is not None and self.h3_resolution is None:
+            raise ValueError("bounds is the lon/lat box of the H3 cells; give it with h3_resolution")
         if not self.output.lower().endswith((".parquet", ".csv")):
             raise ValueError(f"output={self.output!r}: the table is a .parquet or a .csv file")
         if self.geometry and not self.output.lower().endswith(".parquet"):
@@ -80,19 +99,24 @@ class Params(JobParams):
         return join(posixpath.dirname(self.output), f".{stem}.zonal")
 
     def id_col(self) -> str:
+        if self.grid is not None:
+            return "cell"
+        if self.h3_resolution is not None:
+            return "h3"
         return self.zone_id or zn.ID
 
 
 def _fingerprint(p: Params) -> str:
     from dask.base import tokenize
 
-    return tokenize(version_of(p.input), version_of(p.zones))
+    return tokenize(version_of(p.input), version_of(p.zones) if p.zones else None)
 
 
 def plan_zones(p: Params, previous: None) -> Iterator[TaskSpec]:
     yield TaskSpec(key="zones", fingerprint=_fingerprint(p), params={
         "input": p.input, "zones": p.zones, "layer": p.layer, "zone_id": p.zone_id, "zones_crs": p.zones_crs,
-        "invalid": p.invalid, "batch": p.batch, "staging": join(p.staging(), "zones.parquet")})
+        "grid": p.grid, "h3_resolution": p.h3_resolution, "bounds": p.bounds, "invalid": p.invalid,
+        "batch": p.batch, "staging": join(p.staging(), "zones.parquet")})
 
 
 def plan_batches(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
@@ -113,24 +137,39 @@ def plan_table(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
 # --- handlers ---------------------------------------------------------------------------------------------
 
 
-def _raster_frame(url: str, ctx: TaskContext) -> tuple[Any, tuple[float, float, float, float]]:
+def _raster_frame(url: str, ctx: TaskContext) -> tuple[Any, tuple[float, float, float, float], Any]:
     import rasterio
 
     from ..storage import gdal_env, gdal_path
 
     with rasterio.Env(**gdal_env(url, ctx.storage_options)), rasterio.open(gdal_path(url)) as src:
-        return src.crs, tuple(src.bounds)
+        return src.crs, tuple(src.bounds), src.transform
+
+
+def _made_zones(params: JSON, crs: Any, bounds: tuple[float, float, float, float], transform: Any) -> Any:
+    """A grid over the raster, or the H3 cells over ``bounds`` (default: the raster's, in lon/lat)."""
+    from rasterio.warp import transform_bounds
+
+    if params["grid"] is not None:
+        return zn.grid_zones(bounds, crs, params["grid"], (transform.c, transform.f))
+    box = params["bounds"] or transform_bounds(crs, "EPSG:4326", *bounds, densify_pts=21)
+    return zn.h3_zones(tuple(box), params["h3_resolution"])
 
 
 def zones(params: JSON, ctx: TaskContext) -> JSON:
-    """Read, check, reproject and order the zones; write them as the staging GeoParquet."""
-    crs, bounds = _raster_frame(params["input"], ctx)
+    """Read (or make), check, reproject and order the zones; write them as the staging GeoParquet."""
+    crs, bounds, transform = _raster_frame(params["input"], ctx)
     with tempfile.TemporaryDirectory(prefix="geoproc-zones-") as tmp:
-        layer = zn.read_layer(params["zones"], layer=params["layer"], storage_options=ctx.storage_options,
-                              workdir=tmp)
+        if params["zones"] is None:
+            layer = _made_zones(params, crs, bounds, transform)
+            zone_id, where = ("cell" if params["grid"] is not None else "h3"), "the made zones"
+        else:
+            layer = zn.read_layer(params["zones"], layer=params["layer"], storage_options=ctx.storage_options,
+                                  workdir=tmp)
+            zone_id, where = params["zone_id"], redact(params["zones"])
         source_crs = (layer.crs or params["zones_crs"])
-        prepared = zn.prepare(layer, raster_crs=crs, raster_bounds=bounds, zone_id=params["zone_id"],
-                              zones_crs=params["zones_crs"], invalid=params["invalid"], where=redact(params["zones"]))
+        prepared = zn.prepare(layer, raster_crs=crs, raster_bounds=bounds, zone_id=zone_id,
+                              zones_crs=params["zones_crs"], invalid=params["invalid"], where=where)
         # the geometry as the layer gave it, for a GeoParquet output in the layer's own CRS
         original = layer.geometry.set_crs(source_crs, allow_override=True).iloc[prepared[zn.ORDER].to_numpy()]
         prepared["source_wkb"] = original.to_wkb().to_numpy()

@@ -14,6 +14,7 @@ names for a one-band raster, and ``{band}_{stat}`` per band otherwise (the band'
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -92,20 +93,20 @@ def _rasterized(src: Any, zones: gpd.GeoDataFrame, id_col: str, stats: Sequence[
     """Statistics over the cells GDAL's rasterization counts (centre, or all touched), zone by zone."""
     import pandas as pd
     from rasterio.features import geometry_mask
-    from rasterio.windows import Window, from_bounds
+    from rasterio.windows import Window
 
     rows = []
-    full = Window(0, 0, src.width, src.height)
+    inv = ~src.transform
     for zid, geom in zip(zones[id_col], zones.geometry, strict=True):
         row: dict[str, Any] = {id_col: zid}
-        win = from_bounds(*geom.bounds, transform=src.transform).round_offsets("floor").round_lengths("ceil")
-        try:
-            win = win.intersection(full)
-        except rasterio.errors.WindowError:
-            win = None
+        minx, miny, maxx, maxy = geom.bounds
+        (ca, ra), (cb, rb) = inv * (minx, maxy), inv * (maxx, miny)
+        # the zone's window, one cell wider on every side (all_touched counts cells its edge grazes)
+        col0, col1 = max(0, math.floor(min(ca, cb)) - 1), min(src.width, math.ceil(max(ca, cb)) + 1)
+        row0, row1 = max(0, math.floor(min(ra, rb)) - 1), min(src.height, math.ceil(max(ra, rb)) + 1)
         values = None
-        if win is not None and win.width > 0 and win.height > 0:
-            win = Window(int(win.col_off), int(win.row_off), int(win.width) + 1, int(win.height) + 1).intersection(full)
+        if col1 > col0 and row1 > row0:
+            win = Window(col0, row0, col1 - col0, row1 - row0)
             data = src.read(window=win, masked=True)
             inside = ~geometry_mask([geom], out_shape=data.shape[1:], transform=src.window_transform(win),
                                     all_touched=all_touched)

@@ -6,6 +6,9 @@ only warns). Invalid geometries are repaired (``shapely.make_valid``, keeping th
 reported, as ``invalid`` says. Every zone gets the id of ``zone_id`` (a column whose values are unique)
 or its position in the layer.
 
+Zones can also be made rather than read: a regular grid of square cells over the raster
+(:func:`grid_zones`), or the H3 cells that cover a lon/lat box (:func:`h3_zones`).
+
 Zones are ordered along a Hilbert curve of their centres and cut into batches of ``batch`` zones: a
 batch's zones lie together, so its task reads one neighbourhood of the raster and GDAL's block cache
 serves the zones that share blocks.
@@ -106,3 +109,53 @@ def _polygonal(geom: Any) -> Any:
     polys = [g for g in getattr(geom, "geoms", []) if isinstance(g, Polygon | MultiPolygon)]
     parts = [p for g in polys for p in (g.geoms if isinstance(g, MultiPolygon) else [g])]
     return MultiPolygon(parts) if parts else None
+
+
+#: the most zones geoproc makes for a grid or an H3 cover (a table of that many rows is already large)
+MAX_MADE = 5_000_000
+
+
+def grid_zones(bounds: tuple[float, float, float, float], crs: Any, size: float, origin: tuple[float, float]) -> \
+        gpd.GeoDataFrame:
+    """Square cells of ``size`` (CRS units) covering ``bounds``, on the lattice through ``origin`` (the
+    raster's corner), with ids ``r{row}c{col}`` counted from the top-left."""
+    import geopandas as gpd
+    import shapely
+
+    left, bottom, right, top = bounds
+    x0, y0 = origin
+    c0, c1 = int(np.floor((left - x0) / size + 1e-9)), int(np.ceil((right - x0) / size - 1e-9))
+    r0, r1 = int(np.floor((y0 - top) / size + 1e-9)), int(np.ceil((y0 - bottom) / size - 1e-9))
+    n = (r1 - r0) * (c1 - c0)
+    if n > MAX_MADE:
+        raise InvalidInput(f"grid={size:g} gives {n:,} cells over the raster (more than {MAX_MADE:,}); choose a "
+                           "larger cell", code=ZONES_INVALID)
+    rows, cols = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
+    rows, cols = rows.ravel(), cols.ravel()
+    xmin, ymax = x0 + cols * size, y0 - rows * size
+    geoms = shapely.box(xmin, ymax - size, xmin + size, ymax)
+    ids = [f"r{r - r0}c{c - c0}" for r, c in zip(rows, cols, strict=True)]
+    return gpd.GeoDataFrame({"cell": ids}, geometry=geoms, crs=crs)
+
+
+def h3_zones(bounds: tuple[float, float, float, float], resolution: int) -> gpd.GeoDataFrame:
+    """The H3 cells of ``resolution`` that cover the lon/lat box ``bounds`` (every cell the box overlaps),
+    as EPSG:4326 polygons with their H3 index as id."""
+    import geopandas as gpd
+    import h3
+    from shapely.geometry import Polygon, box, mapping
+
+    from ..errors import H3_RESOLUTION
+
+    west, south, east, north = bounds
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise InvalidInput(f"bounds={list(bounds)} is not a lon/lat box (west, south, east, north)", code=H3_RESOLUTION)
+    area_km2 = (east - west) * (north - south) * 111.32**2 * max(0.05, np.cos(np.radians((north + south) / 2)))
+    estimate = area_km2 / h3.average_hexagon_area(resolution, "km^2")
+    if estimate > MAX_MADE:
+        raise InvalidInput(f"h3_resolution={resolution} gives about {estimate:,.0f} cells over {list(bounds)} (more "
+                           f"than {MAX_MADE:,}); choose a coarser resolution or smaller bounds", code=H3_RESOLUTION)
+    shape = h3.geo_to_h3shape(mapping(box(west, south, east, north)))
+    cells = sorted(h3.h3shape_to_cells_experimental(shape, resolution, contain="overlap"))
+    geoms = [Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
+    return gpd.GeoDataFrame({"h3": cells}, geometry=geoms, crs="EPSG:4326")

@@ -139,3 +139,71 @@ def test_bad_zones_are_refused_with_a_code(dem, tmp_path, sqlite_url):
         p = _cli("run", "zonal_stats", *sets, "--ledger", sqlite_url, "--workers", "1")
         assert p.returncode == 0, p.stderr
         assert pd.read_parquet(tmp_path / "ok.parquet")["count"].iloc[0] > 0
+
+
+def rasterized_reference(raster, zones: gpd.GeoDataFrame, id_col: str, all_touched: bool) -> pd.DataFrame:
+    """Each zone rasterized over the whole raster (GDAL's rules), its valid cells' statistics in NumPy."""
+    from rasterio.features import geometry_mask
+
+    rows = []
+    with rasterio.open(raster) as src:
+        data = src.read(1, masked=True)
+        for zid, geom in zip(zones[id_col], zones.to_crs(src.crs).geometry, strict=True):
+            inside = ~geometry_mask([geom], out_shape=data.shape, transform=src.transform, all_touched=all_touched)
+            v = data.data[inside & ~np.ma.getmaskarray(data)].astype("float64")
+            rows.append({id_col: zid, "count": float(v.size), "mean": v.mean() if v.size else np.nan,
+                         "max": v.max() if v.size else np.nan})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("coverage", ["centre", "all_touched"])
+def test_centre_and_all_touched_equal_a_rasterize_and_numpy_reference(coverage, dem, tmp_path, dask_cluster,
+                                                                      sqlite_url):
+    zones = zones_in_wgs84(25)
+    zones.to_file(tmp_path / "zones.gpkg", engine="pyogrio")
+    res = geoproc.run("zonal_stats", input=str(dem), zones=str(tmp_path / "zones.gpkg"), zone_id="name",
+                      stats=["count", "mean", "max"], coverage=coverage, batch=6, output=str(tmp_path / "z.parquet"),
+                      cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    got = pd.read_parquet(tmp_path / "z.parquet").set_index("name")
+    want = rasterized_reference(dem, zones, "name", all_touched=coverage == "all_touched").set_index("name")
+    pd.testing.assert_frame_equal(got, want[["count", "mean", "max"]], check_dtype=False, rtol=1e-12)
+    exact = reference(dem, zones, "name", ["count"]).set_index("name")["count"]
+    inner = want["count"] > 50  # centre counts fewer cells than exact coverage, all_touched more
+    if coverage == "centre":
+        assert (abs(got["count"] - exact)[inner] < exact[inner] * 0.2).all()
+    else:
+        assert (got["count"][inner] >= exact[inner] - 1e-6).all()
+
+
+def test_a_regular_grid_partitions_the_raster(dem, tmp_path, dask_cluster, sqlite_url):
+    res = geoproc.run("zonal_stats", input=str(dem), grid=1000.0, stats=["count", "sum"], geometry=True,
+                      output=str(tmp_path / "grid.parquet"), cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    got = gpd.read_parquet(tmp_path / "grid.parquet")
+    assert len(got) == 80 and got["cell"].iloc[0] == "r0c0" and got.crs.to_epsg() == 32633
+    with rasterio.open(dem) as src:
+        data = src.read(1, masked=True)
+    assert got["count"].sum() == pytest.approx(data.count())  # the cells cover every valid pixel once
+    block = data[300:400, 500:600]  # cell r3c5: rows 300..399, columns 500..599
+    assert got.set_index("cell").loc["r3c5", "sum"] == pytest.approx(float(block.astype("float64").sum()), rel=1e-9)
+    assert got.set_index("cell").loc["r0c1", "count"] == 0  # in the nodata corner: null statistics
+    assert np.isnan(got.set_index("cell").loc["r0c1", "sum"])
+
+
+def test_h3_cells_cover_the_bounds_and_count_right(dem, tmp_path, dask_cluster, sqlite_url):
+    from shapely.ops import unary_union
+
+    res = geoproc.run("zonal_stats", input=str(dem), h3_resolution=8, stats=["count", "mean"], geometry=True,
+                      output=str(tmp_path / "h3.parquet"), cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    got = gpd.read_parquet(tmp_path / "h3.parquet")
+    with rasterio.open(dem) as src:
+        west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+    assert unary_union(got.geometry.values).contains(box(west, south, east, north))
+    assert got["h3"].str.len().eq(15).all() and got.crs.to_epsg() == 4326
+    want = reference(dem, got[["h3", "geometry"]], "h3", ["count"]).set_index("h3")["count"]
+    np.testing.assert_allclose(got.set_index("h3")["count"], want.loc[got["h3"]], rtol=1e-9)
+    p = _cli("run", "zonal_stats", "--set", f"input={dem}", "--set", "h3_resolution=16", "--set",
+             f"output={tmp_path / 'x.parquet'}", "--ledger", sqlite_url)
+    assert p.returncode == 2 and "H3_RESOLUTION" in p.stderr and "Traceback" not in p.stderr, p.stderr
