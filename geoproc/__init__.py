@@ -6,11 +6,11 @@
 ('completed', 5)
 """
 
-from .api import JobHandle, JobResult, open, process, retry, run, status, submit, write
+from .api import JobHandle, JobResult, open, process, retry, run, status, submit, write, zonal_stats
 from .errors import GeoprocError
 from .jobs import ALL_HANDLERS, ALL_JOBS, get_job
 from .planview import plan_write
 from .version import __version__
 
 __all__ = ["ALL_HANDLERS", "ALL_JOBS", "GeoprocError", "JobHandle", "JobResult", "__version__", "get_job",
-           "open", "plan_write", "process", "retry", "run", "status", "submit", "write"]
+           "open", "plan_write", "process", "retry", "run", "status", "submit", "write", "zonal_stats"]

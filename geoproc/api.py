@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import Driver
-from .errors import GeoprocError, InvalidParams, InvalidSetting, JobDefinitionError, JobNotFound
+from .errors import GeoprocError, InvalidParams, InvalidSetting, JobDefinitionError, JobFailed, JobNotFound
 from .jobs import ALL_HANDLERS, get_job
 from .jobs.write import handlers_for_array, write_params
 from .ledger import JobRecord, Ledger, open_ledger
@@ -23,7 +23,7 @@ from .spec import load_spec, resolve
 from .stac.pgstac import resolve_dsn
 from .stac.reading import read_items, search_items
 from .status import RETRYABLE, JobStatus, TaskStatus
-from .storage import resolve_storage_options
+from .storage import open_fs, resolve_storage_options
 from .storage.listing import is_directory, list_files
 from .storage.urls import canonical
 
@@ -299,6 +299,53 @@ def _process_source(what: str | Callable[..., Any]) -> dict[str, str]:
     if re.fullmatch(r"[\w./~-]+:[A-Za-z_]\w*", what.strip()):
         return {"function": what}
     return {"expr": what}
+
+
+def zonal_stats(input: str, zones: str | None = None, *, output: str | None = None, cluster: Any = None,
+                workers: int | None = None, ledger: str | Ledger | None = None,
+                settings: Settings | None = None, **options: Any) -> Any:
+    """Statistics of ``input`` over ``zones`` (or ``grid=``, ``h3_resolution=``) as a pandas DataFrame, or
+    a GeoDataFrame with ``geometry=True``: the ``zonal_stats`` job, run and read back.
+
+    ``options`` are the job's parameters (``zone_id``, ``stats``, ``coverage``, ``zones_crs``, ``batch``,
+    ...; ``geoproc list zonal_stats``). The table is written to ``output`` (.parquet or .csv); without
+    one, to a file under the geoproc data directory named by the request, so that calling again with
+    the same arguments computes nothing and reads the table back. A job that does not complete raises
+    :class:`~geoproc.errors.JobFailed` with its result (failed zones batches, codes, remediations).
+    """
+    import hashlib
+    import json
+    import os
+
+    settings = settings or Settings()
+    if output is None:
+        request = {"input": canonical(input), "zones": zones and canonical(zones), **options}
+        digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        base = settings.data_home or os.path.join(os.path.expanduser("~"), ".local", "share")
+        output = os.path.join(base, "geoproc", "zonal_stats", f"{digest}.parquet")
+    res = run("zonal_stats", input=input, zones=zones, output=output, cluster=cluster, workers=workers,
+              ledger=ledger, settings=settings, **options)
+    if res.status != "completed":
+        first = next(iter((res.result or {}).get("failed_tasks") or []), None)
+        why = f" {first['code']}: {first['message']} ({first['remediation']})" if first else ""
+        raise JobFailed(f"zonal_stats {res.job_id[:12]} {res.status}: {res.error}.{why}", res)
+    return read_table(output, geometry=bool(options.get("geometry")))
+
+
+def read_table(url: str, *, geometry: bool = False) -> Any:
+    """A table geoproc wrote (Parquet, GeoParquet or CSV) as a pandas or GeoPandas frame."""
+    import pandas as pd
+
+    so = resolve_storage_options()
+    fs, path = open_fs(canonical(url), so)
+    with fs.open(path, "rb") as f:
+        if url.lower().endswith(".csv"):
+            return pd.read_csv(f)
+        if geometry:
+            import geopandas as gpd
+
+            return gpd.read_parquet(f)
+        return pd.read_parquet(f)
 
 
 class JobHandle:

@@ -13,6 +13,7 @@
     │   ├── InputRefused           (ValueError) a stage's plan refused the inputs, before anything ran (has a code)
     │   │   └── InvalidExpression  a band-math expression is malformed or not allowed
     │   └── JobBusy                another live driver holds the job and we were told not to wait
+    ├── JobFailed                  a job whose output was asked for (geoproc.zonal_stats) did not complete
     ├── TaskError                  raised by handlers; carries a code and a remediation sentence
     │   ├── InvalidInput           (ValueError) bad data: never retried, the task is quarantined
     │   │   ├── CorruptRaster      the file is not a readable raster
@@ -139,6 +140,17 @@ class InvalidExpression(InputRefused):
 
 class JobBusy(UserError):
     """Another live driver is running this job."""
+
+
+class JobFailed(GeoprocError):
+    """A job called for what it makes (``geoproc.zonal_stats``'s table) did not complete.
+
+    ``result`` is its :class:`~geoproc.api.JobResult`: the failed tasks, their codes and remediations.
+    """
+
+    def __init__(self, message: str, result: object = None):
+        super().__init__(message)
+        self.result = result
 
 
 # --- task errors -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ names for a one-band raster, and ``{band}_{stat}`` per band otherwise (the band'
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 STATS = {"count": "count", "sum": "sum", "mean": "mean", "min": "min", "max": "max", "std": "stdev",
          "median": "median", "majority": "majority"}
 COVERAGE = ("exact", "centre", "all_touched")
+#: exactextract runs one call at a time in a process. One test run hung while two threads of a worker
+#: were in it (the cause was not found); the parallelism comes from the worker processes anyway.
+_EXACT = threading.Lock()
 
 
 def band_names(src: rasterio.io.DatasetReader) -> list[str]:
@@ -57,8 +61,11 @@ def batch_stats(raster: str, zones: gpd.GeoDataFrame, *, id_col: str, stats: Seq
             table = _exact(src, present, id_col, stats, bands)
         else:
             table = _rasterized(src, present, id_col, stats, bands, all_touched=coverage == "all_touched")
-    keep = zones[[id_col, "__order"]].merge(table, on=id_col, how="left") if len(table) else \
-        zones[[id_col, "__order"]].assign(**{c: np.nan for c in cols})
+    # results are aligned by position (exactextract gives ids back as strings whatever their type)
+    keep = zones[[id_col, "__order"]].join(table.drop(columns=[id_col], errors="ignore"), how="left")
+    for c in cols:
+        if c not in keep:
+            keep[c] = np.nan
     for band in bands:
         prefix = "" if len(bands) == 1 else f"{band}_"
         count = keep.get(f"{prefix}count")
@@ -78,8 +85,9 @@ def _exact(src: Any, zones: gpd.GeoDataFrame, id_col: str, stats: Sequence[str],
     ops = [STATS[s] for s in stats]
     if "count" not in stats:
         ops.append("count")  # to tell zones without data (null statistics) from zones with zeros
-    df = exact_extract(src, zones[[id_col, "geometry"]], ops, include_cols=[id_col], output="pandas",
-                       strategy="feature-sequential")
+    with _EXACT:
+        df = exact_extract(src, zones[["geometry"]], ops, output="pandas", strategy="feature-sequential")
+    df.index = zones.index
     names = {}
     for i, band in enumerate(bands, start=1):
         for s in [*stats, "count"]:
@@ -117,7 +125,7 @@ def _rasterized(src: Any, zones: gpd.GeoDataFrame, id_col: str, stats: Sequence[
             for s in {*stats, "count"}:
                 row[f"{prefix}{s}"] = _stat(s, v)
         rows.append(row)
-    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[id_col])
+    return pd.DataFrame(rows, index=zones.index) if rows else pd.DataFrame(columns=[id_col])
 
 
 def _stat(name: str, v: np.ndarray) -> float:

@@ -207,3 +207,57 @@ def test_h3_cells_cover_the_bounds_and_count_right(dem, tmp_path, dask_cluster, 
     p = _cli("run", "zonal_stats", "--set", f"input={dem}", "--set", "h3_resolution=16", "--set",
              f"output={tmp_path / 'x.parquet'}", "--ledger", sqlite_url)
     assert p.returncode == 2 and "H3_RESOLUTION" in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_the_python_call_returns_the_table_and_computes_it_once(dem, tmp_path, monkeypatch, dask_cluster, sqlite_url):
+    from geoproc.errors import JobFailed
+    from geoproc.ledger import open_ledger
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    zones = zones_in_wgs84(10)
+    zones.to_file(tmp_path / "zones.gpkg", engine="pyogrio")
+    kwargs = dict(zone_id="name", stats=["mean", "max"], cluster=dask_cluster, ledger=sqlite_url)
+    df = geoproc.zonal_stats(str(dem), str(tmp_path / "zones.gpkg"), **kwargs)
+    assert isinstance(df, pd.DataFrame) and list(df.columns) == ["name", "mean", "max"] and len(df) == 13
+    assert list((tmp_path / "data" / "geoproc" / "zonal_stats").glob("*.parquet"))  # named by the request
+    again = geoproc.zonal_stats(str(dem), str(tmp_path / "zones.gpkg"), **kwargs)
+    pd.testing.assert_frame_equal(again, df)
+    led = open_ledger(sqlite_url, read_only=True)
+    try:
+        jobs = led.list_jobs(limit=10)
+        assert len(jobs) == 1 and jobs[0].runs == 1  # the second call found the job finished
+    finally:
+        led.close()
+    geo = geoproc.zonal_stats(str(dem), str(tmp_path / "zones.gpkg"), geometry=True, **kwargs)
+    assert isinstance(geo, gpd.GeoDataFrame) and geo.crs.to_epsg() == 4326
+    gpd.GeoDataFrame({"k": [1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326").to_file(tmp_path / "far.gpkg")
+    with pytest.raises(JobFailed, match="ZONES_OUTSIDE|no zone") as failed:
+        geoproc.zonal_stats(str(dem), str(tmp_path / "far.gpkg"), cluster=dask_cluster, ledger=sqlite_url)
+    assert failed.value.result.status == "failed"
+
+
+def test_a_killed_zonal_job_resumes_with_only_the_missing_batches(dem, tmp_path, dask_cluster):
+    from kit.resume import kill_midway
+
+    rng = np.random.default_rng(11)
+    centres = [Point(500000 + x, 5092000 + y) for x, y in rng.uniform([0, 0], [10000, 8000], (3000, 2))]
+    gpd.GeoDataFrame({"id": np.arange(3000)}, geometry=[c.buffer(rng.uniform(20, 200)) for c in centres],
+                     crs="EPSG:32633").to_file(tmp_path / "many.gpkg", engine="pyogrio")
+    out = tmp_path / "many.parquet"
+
+    def args(ledger):
+        return ("run", "zonal_stats", "--set", f"input={dem}", "--set", f"zones={tmp_path / 'many.gpkg'}", "--set",
+                "zone_id=id", "--set", 'stats=["count", "mean", "median"]', "--set", "batch=12", "--set",
+                f"output={out}", "--cluster", dask_cluster, "--ledger", ledger, "--json")
+
+    clean = _cli(*args(f"sqlite:///{tmp_path}/clean.db"))
+    assert clean.returncode == 0, clean.stdout[-3000:]
+    want = pd.read_parquet(out)
+    out.unlink()
+    killed = f"sqlite:///{tmp_path}/killed.db"
+    job_id, done, total = kill_midway(args(killed), killed)
+    assert job_id == json.loads(clean.stdout)["job_id"] and 20 <= done < total == 250
+    again = json.loads(_cli(*args(killed)).stdout)
+    assert again["executed"] == (total - done) + 1  # the missing batches and the table
+    pd.testing.assert_frame_equal(pd.read_parquet(out), want)
+    assert json.loads(_cli(*args(killed)).stdout)["executed"] == 0
