@@ -17,7 +17,7 @@ BUDGET_S = 90  # each notebook is meant to finish well under a minute on two cor
 
 def test_there_are_notebooks():
     assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "cog_quicklooks.ipynb", "tiled_plan.ipynb",
-                                          "stac_browse.ipynb", "process.ipynb", "mosaic_stack.ipynb"}
+                                          "stac_browse.ipynb", "process.ipynb", "mosaic_stack.ipynb", "zonal_stats.ipynb"}
 
 
 def execute(path: Path, workdir: Path):
@@ -66,6 +66,9 @@ def test_notebook_runs(path, tmp_path):
     if path.name == "mosaic_stack.ipynb":
         assert "copied rows exact: True" in text and "same job: True | cached: True | tasks executed: 0" in text
         assert len(outputs(nb, "image/png")) == 3  # the plan, the mosaic and its error, the flood depths
+    if path.name == "zonal_stats.ipynb":
+        assert "equal to exactextract: True" in text and "cached: True | tasks executed: 0" in text
+        assert len(outputs(nb, "image/png")) == 2  # the two choropleths
     for png in outputs(nb, "image/png"):  # every figure is a real, non-blank picture
         import numpy as np
         from PIL import Image
