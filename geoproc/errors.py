@@ -476,6 +476,21 @@ FUNCTION_RESULT = _code("FUNCTION_RESULT", "The process job's function returned 
                         "((y, x) or (band, y, x)) or a Dataset of (y, x) variables, the same bands and a dtype "
                         "that casts to the output's on every region; set dtype= to declare it.", "invalid")
 
+# datacubes (zarr_ingest)
+CUBE_UNREADABLE = _code("CUBE_UNREADABLE", "The source cannot be opened as NetCDF (classic or netCDF-4 / HDF5) or "
+                        "Zarr: missing, another format, or damaged.", "Check the path and open it with "
+                        "`ncdump -h FILE` or xarray.open_dataset(FILE).", "invalid")
+CUBE_NO_SPACE = _code("CUBE_NO_SPACE", "The source has no spatial dimensions geoproc recognises (lat/lon, y/x, or "
+                      "CF axis / units attributes).", "Name them in the file (CF axis=\"Y\" / \"X\" or "
+                      "units degrees_north / degrees_east), or convert a table-like file another way.", "invalid")
+CUBE_VARIABLES = _code("CUBE_VARIABLES", "The variables asked for do not exist, or none lies on the spatial "
+                       "dimensions.", "Choose among the variables the message lists (variables=[...]).", "invalid")
+CUBE_EMPTY = _code("CUBE_EMPTY", "A dimension of the source has length 0 (an empty time axis).",
+                   "Give a file that holds data along every dimension.", "invalid")
+CUBE_GRIDS_DIFFER = _code("CUBE_GRIDS_DIFFER", "Files stacked along time have different spatial grids "
+                          "(coordinates or sizes).", "Ingest them separately, or regrid them to one grid first; "
+                          "the message names the first file that differs.", "invalid")
+
 # writes of lazy arrays (geoproc.write)
 NOT_A_DATAARRAY = _code("NOT_A_DATAARRAY", "geoproc.write was given something other than one xarray.DataArray.",
                         "Pass a DataArray: one variable of a Dataset (ds['name']), or the variables stacked "

@@ -2,7 +2,7 @@
 
 Layers, bottom to top; a module may import only from its own layer or below:
 
-    core  →  storage  →  domain (raster, stac, inventory, zonal)  →  jobs  →  engine + ledger  →  api  →  faces
+    core  →  storage  →  domain (raster, stac, inventory, zonal, cube)  →  jobs  →  engine + ledger  →  api  →  faces
 
 Every ``import`` counts, at module level or inside a function: a function-local import hides a circle
 from Python, not from this test. Further rules: the engine and the ledger are handed their handlers and
@@ -28,6 +28,7 @@ LAYERS = {
     "geoproc.version": CORE, "geoproc.logs": CORE,
     "geoproc.storage": STORAGE,
     "geoproc.raster": DOMAIN, "geoproc.stac": DOMAIN, "geoproc.inventory": DOMAIN, "geoproc.zonal": DOMAIN,
+    "geoproc.cube": DOMAIN,
     "geoproc.jobs": JOBS,
     "geoproc.engine": ENGINE, "geoproc.ledger": ENGINE,
     "geoproc.api": API,

@@ -21,6 +21,7 @@ from . import (
     stac_catalog,
     stack,
     write,
+    zarr_ingest,
     zonal_stats,
 )
 
@@ -36,6 +37,7 @@ ALL_JOBS: dict[str, JobType] = {
     "stack": stack.Stack,
     "mosaic": mosaic.Mosaic,
     "zonal_stats": zonal_stats.ZonalStats,
+    "zarr_ingest": zarr_ingest.ZarrIngest,
 }
 
 ALL_HANDLERS: dict[str, Callable] = {
@@ -49,6 +51,7 @@ ALL_HANDLERS: dict[str, Callable] = {
     **stack.HANDLERS,
     **mosaic.HANDLERS,
     **zonal_stats.HANDLERS,
+    **zarr_ingest.HANDLERS,
 }
 
 

@@ -156,7 +156,7 @@ def write_template(obj: xr.DataArray, store: str, *, name: str, chunks: tuple[in
     """Write the store's metadata and coordinates; refuse a store that another job or tool wrote."""
     import dask.array as dsa
 
-    _refuse_foreign(store, job_id, name, overwrite, storage_options)
+    refuse_foreign_store(store, job_id, name, overwrite, storage_options)
     shape = tuple(obj.shape)
     data_chunks = ((1,) if obj.ndim == 3 else ()) + chunks
     empty = dsa.empty(shape, dtype=obj.dtype, chunks=data_chunks)
@@ -167,8 +167,8 @@ def write_template(obj: xr.DataArray, store: str, *, name: str, chunks: tuple[in
     if nodata is not None:
         encoding[name]["fill_value"] = nodata
     with storage_errors(store, "write"):
-        template.to_zarr(_zarr_store(store), mode="w", compute=False, zarr_format=3, consolidated=False,
-                         encoding=encoding, storage_options=_zarr_options(store, storage_options))
+        template.to_zarr(zarr_target(store), mode="w", compute=False, zarr_format=3, consolidated=False,
+                         encoding=encoding, storage_options=zarr_options(store, storage_options))
     return {"store": redact(store), "shape": list(shape), "chunks": list(data_chunks), "dtype": obj.dtype.name,
             "nodata": None if nodata is None else _json_number(nodata)}
 
@@ -219,8 +219,8 @@ def write_zarr_region(obj: xr.DataArray, store: str, region: Region, *, name: st
     ds = _dataset(part.copy(data=data), name)
     ds = ds.drop_vars([v for v in ds.variables if not set(ds[v].dims) & set(SPATIAL)])
     with storage_errors(store, "write"):
-        ds.to_zarr(_zarr_store(store), region={"y": ys, "x": xs}, zarr_format=3, consolidated=False,
-                   storage_options=_zarr_options(store, storage_options))
+        ds.to_zarr(zarr_target(store), region={"y": ys, "x": xs}, zarr_format=3, consolidated=False,
+                   storage_options=zarr_options(store, storage_options))
     return count_stats(data, obj.rio.nodata)
 
 
@@ -245,11 +245,11 @@ def finish_store(store: str, storage_options: Mapping[str, Any] | None) -> None:
     """Consolidate the store's metadata (one read opens it); zarr says v3 does not specify it yet."""
     import zarr
 
-    options = _zarr_options(store, storage_options)
+    options = zarr_options(store, storage_options)
     with warnings.catch_warnings(), storage_errors(store, "write"):
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         target = (zarr.storage.FsspecStore.from_url(store, storage_options=options, read_only=False)
-                  if options else _zarr_store(store))
+                  if options else zarr_target(store))
         zarr.consolidate_metadata(target, zarr_format=3)
 
 
@@ -267,7 +267,7 @@ def merge_stats(results: Iterator[dict[str, Any]]) -> dict[str, Any] | None:
     return None if acc is None else {"counts": acc.to_json(), "pixels": pixels}
 
 
-def _refuse_foreign(store: str, job_id: str, name: str, overwrite: bool,
+def refuse_foreign_store(store: str, job_id: str, name: str, overwrite: bool,
                     storage_options: Mapping[str, Any] | None) -> None:
     import xarray as xr
 
@@ -279,8 +279,8 @@ def _refuse_foreign(store: str, job_id: str, name: str, overwrite: bool,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            existing = xr.open_zarr(_zarr_store(store), consolidated=False,
-                                    storage_options=_zarr_options(store, storage_options))
+            existing = xr.open_zarr(zarr_target(store), consolidated=False,
+                                    storage_options=zarr_options(store, storage_options))
     except Exception:  # noqa: BLE001 - anything unreadable as Zarr is someone else's data
         raise OutputExists(f"{redact(store)} exists and is not a Zarr store geoproc wrote; set overwrite=true "
                            "to replace it, or choose another output.") from None
@@ -295,11 +295,11 @@ def _refuse_foreign(store: str, job_id: str, name: str, overwrite: bool,
                        "it, or choose another output.")
 
 
-def _zarr_store(store: str) -> str:
+def zarr_target(store: str) -> str:
     return local_path(store) if is_local(store) else store
 
 
-def _zarr_options(store: str, storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def zarr_options(store: str, storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if is_local(store):
         return None
     return options_for(store, storage_options or {}) or None

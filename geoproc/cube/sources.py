@@ -1,0 +1,108 @@
+"""NetCDF (classic, netCDF-4 / HDF5) and Zarr sources, opened lazily and decoded the CF way.
+
+Time is decoded with cftime (``CFDatetimeCoder(use_cftime=True)``), so the non-standard calendars of
+climate files (360_day, noleap, ...) come back as what they are. A time axis counted from year 0 without
+a calendar (ferret's climatologies: "hour since 0000-01-01") cannot be decoded in the default calendar,
+which has no year 0; it is decoded in the proleptic Gregorian one, which has.
+
+The spatial dimensions are found from CF attributes (``axis``, ``standard_name``, units in degrees)
+or common names (``lat`` / ``lon``, ``y`` / ``x``, ``latitude`` / ``longitude``); a file without them is
+refused. The source's own chunking (``encoding["chunks"]``) is dropped, so it does not leak into the
+store's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CUBE_NO_SPACE, CUBE_UNREADABLE, CUBE_VARIABLES, InvalidInput
+from ..storage import is_local, local_path, redact
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+Y_NAMES = ("lat", "latitude", "y", "rlat", "nav_lat")
+X_NAMES = ("lon", "longitude", "x", "rlon", "nav_lon")
+
+
+def open_source(url: str, *, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """The dataset at ``url`` (NetCDF or Zarr), lazy (Dask, one chunk per variable), CF-decoded."""
+    import xarray as xr
+
+    coder = xr.coders.CFDatetimeCoder(use_cftime=True)
+    is_zarr = url.rstrip("/").lower().endswith(".zarr")
+    path = local_path(url) if is_local(url) else url
+    kw: dict[str, Any] = {"chunks": {}}
+    if is_zarr:
+        kw.update(engine="zarr", consolidated=None, storage_options=None if is_local(url) else dict(storage_options
+                                                                                                  or {}))
+    else:
+        kw["engine"] = "netcdf4" if is_local(url) else "h5netcdf"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ds = xr.open_dataset(path, decode_times=coder, **kw)
+            except ValueError as exc:  # a year-0 time origin without a calendar that has one
+                if "year" not in str(exc).lower() and "time" not in str(exc).lower():
+                    raise
+                raw = xr.open_dataset(path, decode_times=False, **kw)
+                for v in raw.variables.values():
+                    if "since 0000" in str(v.attrs.get("units", "")) and "calendar" not in v.attrs:
+                        v.attrs["calendar"] = "proleptic_gregorian"
+                ds = xr.decode_cf(raw, decode_times=coder)
+    except InvalidInput:
+        raise
+    except FileNotFoundError:
+        raise InvalidInput(f"{redact(url)} does not exist", code=CUBE_UNREADABLE) from None
+    except Exception as exc:  # noqa: BLE001 - netCDF4, h5py and zarr each raise their own
+        raise InvalidInput(f"{redact(url)} cannot be opened as NetCDF or Zarr: {type(exc).__name__}: "
+                           f"{str(exc)[:300]}", code=CUBE_UNREADABLE) from None
+    for v in ds.variables.values():
+        v.encoding.pop("chunks", None)
+        v.encoding.pop("preferred_chunks", None)
+    return ds
+
+
+def spatial_dims(ds: xr.Dataset, where: str) -> tuple[str, str]:
+    """The (y, x) dimension names of ``ds``, from CF attributes or common names."""
+    def find(names: Sequence[str], axis: str, std: str, units: str) -> str | None:
+        for d in ds.dims:
+            var = ds[d] if d in ds.variables else None
+            attrs = var.attrs if var is not None else {}
+            if (attrs.get("axis") == axis or attrs.get("standard_name") == std
+                    or str(attrs.get("units", "")).lower().startswith(units)):
+                return str(d)
+        return next((str(d) for d in ds.dims if str(d).lower() in names), None)
+
+    y = find(Y_NAMES, "Y", "latitude", "degrees_n")
+    x = find(X_NAMES, "X", "longitude", "degrees_e")
+    if y is None or x is None or y == x:
+        raise InvalidInput(f"{where} has no spatial dimensions (dims {', '.join(map(str, ds.dims))}): none is "
+                           "named lat/lon or y/x or has CF axis or units attributes", code=CUBE_NO_SPACE)
+    return y, x
+
+
+def select(ds: xr.Dataset, variables: Sequence[str] | None, y: str, x: str, where: str) -> xr.Dataset:
+    """The data variables to ingest: ``variables``, or all of them (bounds, palettes and other variables
+    off the spatial dimensions too); at least one must lie on the spatial dimensions."""
+    if variables:
+        missing = [v for v in variables if v not in ds.data_vars]
+        if missing:
+            raise InvalidInput(f"{where} has no variable {', '.join(map(repr, missing))} (it has "
+                               f"{', '.join(map(str, ds.data_vars))})", code=CUBE_VARIABLES)
+        keep = list(variables)
+    else:
+        keep = [str(v) for v in ds.data_vars]
+    if not any({y, x} <= set(ds[v].dims) for v in keep):
+        raise InvalidInput(f"{where}: none of {', '.join(keep) or 'its variables'} lies on its spatial dimensions "
+                           f"({y}, {x})", code=CUBE_VARIABLES)
+    return ds[keep]
+
+
+def lon_to_180(ds: xr.Dataset, x: str) -> xr.Dataset:
+    """Longitudes in 0..360 (or beyond, as 21..379) turned into -180..180, sorted."""
+    lon = ds[x]
+    return ds.assign_coords({x: ((lon + 180) % 360) - 180}).sortby(x)

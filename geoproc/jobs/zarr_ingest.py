@@ -1,0 +1,162 @@
+"""zarr_ingest: NetCDF or Zarr into a cloud-ready Zarr v3 datacube, rechunked, CF kept, one task per region.
+
+    geoproc run zarr_ingest --set input=sst.nc --set output=sst.zarr
+    geoproc run zarr_ingest --set input=sst.nc --set output=sst.zarr --set chunks='{"time": 1, "lat": 128, "lon": 128}'
+
+Stages:
+
+1. ``template``  one task writes the store's metadata, coordinates and the variables off the spatial
+                 dimensions (refusing a store another job or tool wrote, unless ``overwrite``);
+2. ``regions``   one task per region of whole chunks (:mod:`geoproc.cube.store`): it reads its block of
+                 every spatial variable from the source and writes it;
+3. ``finalize``  one task consolidates the metadata.
+
+The source is decoded the CF way (:mod:`geoproc.cube.sources`: cftime calendars, year-0 origins); its
+own chunking is dropped, the store's is ``chunks`` (default: 1 along time, 256 x 256 spatially). The job
+id comes from the parameters, every task's fingerprint from the source's version: a changed source is
+ingested again, a crash resumes with the regions not yet written, a finished job computes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, PrivateAttr
+
+from ..cube import sources as src
+from ..cube import store as cs
+from ..errors import CUBE_EMPTY, InvalidInput
+from ..model import (
+    ALL_OR_NOTHING,
+    JSON,
+    JobParams,
+    JobType,
+    RetryPolicy,
+    Stage,
+    StageOutput,
+    TaskContext,
+    TaskSpec,
+    only_result,
+)
+from ..raster import regions as rg
+from ..storage import redact, resolve_storage_options, version_of
+from ..storage.urls import Location
+from ..units import ByteSize
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+REGION_BYTES = 64 * 2**20
+
+
+class Params(JobParams):
+    input: Location = Field(..., description="a NetCDF file (classic or netCDF-4) or a Zarr store")
+    output: Location = Field(..., description="the Zarr v3 store to write")
+    variables: list[str] | None = Field(None, description="the variables to ingest (default: every one on the "
+                                                          "spatial dimensions)")
+    chunks: dict[str, int] | None = Field(None, description="chunk per dimension (default: 1 along time, 256 x 256 "
+                                                            "spatially)")
+    region_bytes: ByteSize = Field(ByteSize(REGION_BYTES), ge=2**16, description="about how much one region "
+                                                                                  "task reads and writes")
+    overwrite: bool = Field(False, description="replace a store this job did not write")
+
+    _planned: tuple[Any, ...] | None = PrivateAttr(None)
+
+
+def dataset_of(d: JSON, storage_options: dict | None) -> tuple[xr.Dataset, str, str]:
+    """The source's variables to ingest, lazily, and its (y, x) dimension names."""
+    where = redact(d["input"])
+    ds = src.open_source(d["input"], storage_options=storage_options)
+    y, x = src.spatial_dims(ds, where)
+    ds = src.select(ds, d["variables"], y, x, where)
+    empty = [str(k) for k, n in ds.sizes.items() if n == 0]
+    if empty:
+        raise InvalidInput(f"{where}: dimension {', '.join(empty)} has length 0", code=CUBE_EMPTY)
+    return ds, y, x
+
+
+def planned(p: Params) -> tuple[Any, ...]:
+    """(dataset, y, x, chunks, regions, fingerprint), built once per run in the driver (headers only)."""
+    if p._planned is None:
+        from dask.base import tokenize
+
+        so = resolve_storage_options()
+        ds, y, x = dataset_of(_source(p), so)
+        chunks = cs.chunking(ds, y, x, p.chunks)
+        regions = cs.plan_regions(ds, y, x, chunks, int(p.region_bytes))
+        p._planned = (ds, y, x, chunks, regions, tokenize(version_of(p.input, so), chunks))
+    return p._planned
+
+
+def _source(p: Params) -> JSON:
+    return {"input": p.input, "variables": p.variables}
+
+
+def plan_template(p: Params, previous: None) -> Iterator[TaskSpec]:
+    _, y, x, chunks, regions, token = planned(p)
+    yield TaskSpec(key="template", fingerprint=token, params={
+        "source": _source(p), "output": p.output, "chunks": chunks, "overwrite": p.overwrite, "regions": len(regions)})
+
+
+def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
+    _, y, x, chunks, regions, token = planned(p)
+    for r in regions:
+        yield TaskSpec(key=r.key, fingerprint=token, params={
+            "source": _source(p), "output": p.output, "slices": {d: list(s) for d, s in r.slices.items()}})
+
+
+def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
+    _, _, _, _, _, token = planned(p)
+    yield TaskSpec(key="finalize", fingerprint=token, params={"output": p.output})
+
+
+def template(params: JSON, ctx: TaskContext) -> JSON:
+    ds, y, x = dataset_of(params["source"], ctx.storage_options)
+    return cs.write_template(ds, params["output"], y=y, x=x, chunks=params["chunks"], job_id=ctx.job_id,
+                             overwrite=params["overwrite"], storage_options=ctx.storage_options)
+
+
+def region(params: JSON, ctx: TaskContext) -> JSON:
+    ds, y, x = dataset_of(params["source"], ctx.storage_options)
+    r = cs.CubeRegion(ctx.key, {d: (int(a), int(b)) for d, (a, b) in params["slices"].items()})
+    return cs.write_region(ds, params["output"], r, y=y, x=x, storage_options=ctx.storage_options)
+
+
+def finalize(params: JSON, ctx: TaskContext) -> JSON:
+    rg.finish_store(params["output"], ctx.storage_options)
+    return {"output": redact(params["output"])}
+
+
+def count_regions(p: Params, results: Iterator[JSON]) -> JSON:
+    out = {"regions": 0, "bytes": 0}
+    for r in results:
+        out["regions"] += 1
+        out["bytes"] += r["bytes"]
+    return out
+
+
+def job_result(p: Params, values: list[JSON | None]) -> JSON:
+    tmpl, written, _ = values
+    return {"output": redact(p.output), **(tmpl or {}), **(written or {})}
+
+
+HANDLERS = {"zarr_ingest.template": template, "zarr_ingest.region": region, "zarr_ingest.finalize": finalize}
+
+ZarrIngest = JobType(
+    name="zarr_ingest",
+    description="NetCDF or Zarr into a Zarr v3 datacube, rechunked (time = 1, 256 x 256 by default), CF kept, one "
+                "task per region.",
+    params=Params,
+    stages=(
+        Stage("template", handler="zarr_ingest.template", plan=plan_template, aggregate=only_result,
+              description="the store's metadata, coordinates and the variables off the spatial dimensions"),
+        Stage("regions", handler="zarr_ingest.region", plan=plan_regions, aggregate=count_regions, heavy=True,
+              retry=RetryPolicy(attempts=3), description="read and write each region of whole chunks"),
+        Stage("finalize", handler="zarr_ingest.finalize", plan=plan_finalize, aggregate=only_result,
+              description="consolidate the store's metadata"),
+    ),
+    hash_exclude=frozenset({"overwrite"}),
+    failure_policy=ALL_OR_NOTHING,
+    finalize=job_result,
+)

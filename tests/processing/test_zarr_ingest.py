@@ -1,0 +1,100 @@
+"""The zarr_ingest job: NetCDF into Zarr v3 region by region, on worker processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from kit.drivers import geoproc_cmd
+
+import geoproc
+
+CODER = xr.coders.CFDatetimeCoder(use_cftime=True)
+
+
+def _cli(*args):
+    return subprocess.run(geoproc_cmd(*args), capture_output=True, text=True, timeout=300)
+
+
+def synthetic(path, *, times=6, lat=300, lon=500, calendar="standard"):
+    """tas (float32) and pr (packed int16) on time x lat x lon, with time bounds off the spatial dims."""
+    rng = np.random.default_rng(5)
+    t = xr.date_range("2001-01-01", periods=times, freq="MS", calendar=calendar, use_cftime=True)
+    ds = xr.Dataset(
+        {"tas": (("time", "lat", "lon"), (280 + 10 * rng.standard_normal((times, lat, lon))).astype("float32"),
+                 {"units": "K", "standard_name": "air_temperature"}),
+         "pr": (("time", "lat", "lon"), rng.uniform(0, 20, (times, lat, lon)), {"units": "mm/day"}),
+         "time_bnds": (("time", "nv"), np.stack([np.arange(times), np.arange(times) + 1], axis=1).astype("float64"))},
+        coords={"time": t, "lat": np.linspace(-59.75, 59.75, lat), "lon": np.linspace(0.25, 359.75, lon)},
+        attrs={"title": "synthetic", "Conventions": "CF-1.8"})
+    ds["lat"].attrs = {"units": "degrees_north", "standard_name": "latitude"}
+    ds["lon"].attrs = {"units": "degrees_east", "standard_name": "longitude"}
+    encoding = {"pr": {"dtype": "int16", "scale_factor": 0.01, "add_offset": 0.0, "_FillValue": -32767},
+                "tas": {"zlib": True, "chunksizes": (1, min(100, lat), min(100, lon))}}
+    ds.to_netcdf(path, engine="netcdf4", encoding=encoding)
+    return path
+
+
+def test_a_netcdf_file_reads_back_equal_with_the_chunks_asked(tmp_path, dask_cluster, sqlite_url):
+    nc = synthetic(tmp_path / "clim.nc")
+    store = tmp_path / "clim.zarr"
+    args = ("run", "zarr_ingest", "--set", f"input={nc}", "--set", f"output={store}", "--set",
+            'chunks={"time": 1, "lat": 128, "lon": 128}', "--set", "region_bytes=256KiB",
+            "--cluster", dask_cluster, "--ledger", sqlite_url, "--json")
+    p = _cli(*args)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    res = json.loads(p.stdout)
+    assert res["result"]["regions"] > 6
+    want = xr.open_dataset(nc, decode_times=CODER)
+    back = xr.open_zarr(store, decode_times=CODER)
+    assert set(back.data_vars) == {"tas", "pr", "time_bnds"}
+    for v in ("tas", "pr", "time_bnds"):
+        xr.testing.assert_identical(back[v].load(), want[v].load())
+    assert back["tas"].encoding["chunks"] == (1, 128, 128) and back["pr"].encoding["chunks"] == (1, 128, 128)
+    assert back["pr"].encoding["dtype"] == np.dtype("int16")  # kept packed as declared
+    assert back.attrs["title"] == "synthetic"
+    again = json.loads(_cli(*args).stdout)
+    assert again["job_id"] == res["job_id"] and again["executed"] == 0
+
+
+def test_a_real_climatology_with_a_year_zero_origin(tmp_path, dask_cluster, sqlite_url):
+    """ferret's COADS climatology (12 months counted from year 0, longitudes 21..379), nobody here wrote it."""
+    from kit import debian
+
+    try:
+        pkg = debian.unpacked("ferret-datasets")
+    except debian.PackageUnavailable as exc:
+        from kit import services
+
+        services.missing(f"ferret-datasets ({exc})")
+    nc = next(pkg.root.rglob("coads_climatology.cdf"))
+    res = geoproc.run("zarr_ingest", input=str(nc), output=str(tmp_path / "coads.zarr"), cluster=dask_cluster,
+                      ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    from geoproc.cube.sources import open_source
+
+    want = open_source(str(nc))
+    back = xr.open_zarr(tmp_path / "coads.zarr", decode_times=CODER)
+    assert back.sizes["TIME"] == 12 and float(back["COADSX"].max()) > 360
+    assert str(back["TIME"].values[0])[:4] == "0000"  # year 0 kept, decoded with cftime
+    for v in want.data_vars:
+        np.testing.assert_array_equal(back[v].values, want[v].values)
+
+
+def test_bad_sources_are_refused_before_anything_runs(tmp_path, sqlite_url):
+    xr.Dataset({"v": (("station",), np.arange(5.0))}).to_netcdf(tmp_path / "table.nc")
+    synthetic(tmp_path / "ok.nc", times=2, lat=20, lon=30)
+    xr.Dataset({"v": (("time", "lat", "lon"), np.zeros((0, 3, 4)))},
+               coords={"time": pd.to_datetime([]), "lat": [1.0, 2, 3], "lon": [1.0, 2, 3, 4]}).to_netcdf(
+        tmp_path / "empty.nc")
+    (tmp_path / "junk.nc").write_bytes(b"CDF nonsense")
+    for name, extra, code in (("table.nc", [], "CUBE_NO_SPACE"), ("ok.nc", ['variables=["nope"]'], "CUBE_VARIABLES"),
+                              ("empty.nc", [], "CUBE_EMPTY"), ("junk.nc", [], "CUBE_UNREADABLE")):
+        out = tmp_path / "x.zarr"
+        sets = [x for s in [f"input={tmp_path / name}", f"output={out}", *extra] for x in ("--set", s)]
+        p = _cli("run", "zarr_ingest", *sets, "--ledger", sqlite_url, "--workers", "1")
+        assert p.returncode == 2 and code in p.stderr and "Traceback" not in p.stderr, (name, p.stderr[-2000:])
+        assert not out.exists()
