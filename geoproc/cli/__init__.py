@@ -5,7 +5,8 @@ Exit codes (also in the README):
 ====  =====================================================================
 0     the job completed (or the command succeeded)
 1     the job failed
-2     user error: unknown job, bad parameter, bad spec file, unknown job id
+2     user error: unknown job, bad parameter, bad spec file, unknown job id, inputs refused before
+      anything ran (the code and its remediation are printed)
 3     the job completed with errors (some tasks failed; see ``geoproc tasks``)
 4     the job was cancelled
 5     environment error: ledger, storage or cluster unusable
@@ -30,7 +31,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from ..errors import GeoprocError, InputRefused
+from ..errors import GeoprocError, InputRefused, InvalidInput
 from ..logs import configure_logging, level_for
 from ..settings import Settings
 from ..version import __version__
@@ -50,7 +51,7 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except GeoprocError as exc:
             err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            if isinstance(exc, InputRefused):
+            if isinstance(exc, InputRefused | InvalidInput):  # bad input found before anything ran
                 err.print(f"  [{exc.code}] {escape(exc.remediation)}", highlight=False, soft_wrap=True)
             raise typer.Exit(exit_code(exc)) from None
 

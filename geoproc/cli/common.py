@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ..errors import ClusterError, GeoprocError, LedgerError, PgstacError, StorageError, UserError
+from ..errors import (
+    ClusterError,
+    GeoprocError,
+    InvalidInput,
+    LedgerError,
+    PgstacError,
+    StorageError,
+    UserError,
+)
 from ..status import JobStatus
 
 out = Console()  # results: tables, or JSON with --json
@@ -21,7 +29,7 @@ EXIT_STATUS: dict[str, int] = {
 }
 #: the exit code of a command that raised, by the error's class (first match wins)
 EXIT_ERROR: list[tuple[type[BaseException], int]] = [
-    (UserError, 2), (LedgerError, 5), (StorageError, 5), (ClusterError, 5), (PgstacError, 5), (GeoprocError, 1),
+    (UserError, 2), (InvalidInput, 2), (LedgerError, 5), (StorageError, 5), (ClusterError, 5), (PgstacError, 5), (GeoprocError, 1),
 ]
 EXIT_USAGE = 2  # a bad argument or option (also click's own usage errors)
 EXIT_ENVIRONMENT = 5

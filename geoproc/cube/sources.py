@@ -99,7 +99,37 @@ def select(ds: xr.Dataset, variables: Sequence[str] | None, y: str, x: str, wher
     if not any({y, x} <= set(ds[v].dims) for v in keep):
         raise InvalidInput(f"{where}: none of {', '.join(keep) or 'its variables'} lies on its spatial dimensions "
                            f"({y}, {x})", code=CUBE_VARIABLES)
+    # the CF grid mappings the kept variables name come along (their CRS)
+    mappings = {str(ds[v].attrs.get("grid_mapping", "")).split(":")[0] for v in keep}
+    keep += [m for m in sorted(mappings) if m and m in ds.variables and m not in keep]
     return ds[keep]
+
+
+def with_crs(ds: xr.Dataset, y: str, x: str, crs: str | None, where: str) -> xr.Dataset:
+    """``ds`` with a CF grid mapping: its own (``grid_mapping``), else ``crs`` (for lon/lat files that
+    have none), written as rioxarray does (a ``spatial_ref`` variable the data variables name)."""
+    import rioxarray  # noqa: F401 - the .rio accessor
+
+    has_own = any("grid_mapping" in ds[v].attrs or "grid_mapping" in ds[v].encoding for v in ds.data_vars)
+    if crs is None or has_own:
+        return ds
+    try:
+        out = ds.rio.set_spatial_dims(x_dim=x, y_dim=y).rio.write_crs(crs)
+    except Exception as exc:  # noqa: BLE001 - pyproj's CRS errors
+        raise InvalidInput(f"crs={crs!r} for {where}: {exc}", code=CUBE_VARIABLES) from None
+    for v in out.data_vars:
+        if {y, x} <= set(out[v].dims):
+            out[v].attrs["grid_mapping"] = "spatial_ref"
+    return out
+
+
+def unpacked(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its packed variables (scale_factor / add_offset) to be stored decoded, as floats."""
+    for v in ds.data_vars.values():
+        if "scale_factor" in v.encoding or "add_offset" in v.encoding:
+            for k in ("scale_factor", "add_offset", "dtype", "_FillValue", "missing_value"):
+                v.encoding.pop(k, None)
+    return ds
 
 
 def lon_to_180(ds: xr.Dataset, x: str) -> xr.Dataset:

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import ids
-from ..errors import InputRefused, InvalidInput, JobDefinitionError
+from ..errors import JobDefinitionError
 from ..ledger import Ledger
 from ..model import REMAKE, JobType, Stage, StageOutput, TaskSpec, WrittenFile
 from ..settings import Settings
@@ -119,10 +119,7 @@ class Planner:
 
     def _plan(self, stage_idx: int, previous: Any) -> list[TaskSpec]:
         stage = self.jt.stages[stage_idx]
-        try:
-            specs = list(stage.plan(self.params, previous))
-        except InvalidInput as exc:  # bad input found while planning: the user's to fix, nothing ran
-            raise InputRefused(str(exc), code=exc.code, remediation=exc.remediation) from None
+        specs = list(stage.plan(self.params, previous))
         seen: set[str] = set()
         for spec in specs:
             if spec.key in seen:

@@ -276,18 +276,18 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
                                 shape=params["shape"], name=params["name"], dtype=params["dtype"],
                                 bands=params["bands"], chunks=params["chunks"], nodata=params["nodata"],
                                 datetime=now, job_id=ctx.job_id)
-        _publish_json(item, params["item"], ctx)
+        publish_json(item, params["item"], ctx)
         return {"output": params["output"], "band_stats": band_stats, "item": redact(params["item"])}
     if params["format"] == "tiles":
         return large_raster_tasks.assemble(params, ctx)
     result = large_raster_tasks.assemble({**params, "tags": {PROVENANCE_TAG: stamp(ctx.job_id)}}, ctx)
     item = create_item({**result, "last_modified": now, "band_names": params["grid"].get("descriptions")},
                        job_id=ctx.job_id, job_type="write")
-    _publish_json(item, params["item"], ctx)
+    publish_json(item, params["item"], ctx)
     return {**result, "item": redact(params["item"])}
 
 
-def _publish_json(doc: JSON, url: str, ctx: TaskContext) -> None:
+def publish_json(doc: JSON, url: str, ctx: TaskContext) -> None:
     """Write a JSON document atomically (a local temp file, then :func:`~geoproc.storage.publish`)."""
     with tempfile.TemporaryDirectory(prefix="geoproc-item-") as tmp:
         local = os.path.join(tmp, "item.json")

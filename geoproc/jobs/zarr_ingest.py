@@ -19,6 +19,7 @@ ingested again, a crash resumes with the regions not yet written, a finished job
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +41,11 @@ from ..model import (
     only_result,
 )
 from ..raster import regions as rg
-from ..storage import redact, resolve_storage_options, version_of
+from ..stac.cube import create_dataset_item
+from ..storage import is_local, local_path, options_for, redact, resolve_storage_options, version_of
 from ..storage.urls import Location
-from ..units import ByteSize
+from ..units import ByteSize, utc_iso
+from .write import publish_json
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -57,6 +60,9 @@ class Params(JobParams):
                                                           "spatial dimensions)")
     chunks: dict[str, int] | None = Field(None, description="chunk per dimension (default: 1 along time, 256 x 256 "
                                                             "spatially)")
+    lon_180: bool = Field(False, description="turn 0..360 longitudes into -180..180 (sorted)")
+    crs: str | None = Field(None, description="the CRS of a file without a CF grid_mapping (e.g. EPSG:4326)")
+    decode_packed: bool = Field(False, description="store packed variables decoded (floats) instead of as declared")
     region_bytes: ByteSize = Field(ByteSize(REGION_BYTES), ge=2**16, description="about how much one region "
                                                                                   "task reads and writes")
     overwrite: bool = Field(False, description="replace a store this job did not write")
@@ -73,6 +79,11 @@ def dataset_of(d: JSON, storage_options: dict | None) -> tuple[xr.Dataset, str, 
     empty = [str(k) for k, n in ds.sizes.items() if n == 0]
     if empty:
         raise InvalidInput(f"{where}: dimension {', '.join(empty)} has length 0", code=CUBE_EMPTY)
+    if d.get("lon_180"):
+        ds = src.lon_to_180(ds, x)
+    ds = src.with_crs(ds, y, x, d.get("crs"), where)
+    if d.get("decode_packed"):
+        ds = src.unpacked(ds)
     return ds, y, x
 
 
@@ -90,7 +101,8 @@ def planned(p: Params) -> tuple[Any, ...]:
 
 
 def _source(p: Params) -> JSON:
-    return {"input": p.input, "variables": p.variables}
+    return {"input": p.input, "variables": p.variables, "lon_180": p.lon_180, "crs": p.crs,
+            "decode_packed": p.decode_packed}
 
 
 def plan_template(p: Params, previous: None) -> Iterator[TaskSpec]:
@@ -107,8 +119,14 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
 
 
 def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
-    _, _, _, _, _, token = planned(p)
-    yield TaskSpec(key="finalize", fingerprint=token, params={"output": p.output})
+    _, y, x, _, _, token = planned(p)
+    yield TaskSpec(key="finalize", fingerprint=token, params={"output": p.output, "y": y, "x": x,
+                                                              "item": item_url(p.output)})
+
+
+def item_url(store: str) -> str:
+    """The STAC item beside the store: ``sst.zarr.json`` for ``sst.zarr``."""
+    return store.rstrip("/") + ".json"
 
 
 def template(params: JSON, ctx: TaskContext) -> JSON:
@@ -124,8 +142,22 @@ def region(params: JSON, ctx: TaskContext) -> JSON:
 
 
 def finalize(params: JSON, ctx: TaskContext) -> JSON:
+    """Consolidate the store's metadata and write its STAC item (datacube extension) beside it."""
+    import datetime as dt
+
+    import xarray as xr
+
     rg.finish_store(params["output"], ctx.storage_options)
-    return {"output": redact(params["output"])}
+    store = params["output"]
+    so = None if is_local(store) else options_for(store, ctx.storage_options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = xr.open_zarr(local_path(store) if is_local(store) else store, consolidated=False, storage_options=so,
+                          decode_times=xr.coders.CFDatetimeCoder(use_cftime=True), decode_coords="all")
+    item = create_dataset_item(redact(store), ds, y=params["y"], x=params["x"], job_id=ctx.job_id,
+                               written=utc_iso(dt.datetime.now(dt.UTC)))
+    publish_json(item, params["item"], ctx)
+    return {"output": redact(store), "item": redact(params["item"])}
 
 
 def count_regions(p: Params, results: Iterator[JSON]) -> JSON:
@@ -137,8 +169,8 @@ def count_regions(p: Params, results: Iterator[JSON]) -> JSON:
 
 
 def job_result(p: Params, values: list[JSON | None]) -> JSON:
-    tmpl, written, _ = values
-    return {"output": redact(p.output), **(tmpl or {}), **(written or {})}
+    tmpl, written, final = values
+    return {"output": redact(p.output), **(tmpl or {}), **(written or {}), "item": (final or {}).get("item")}
 
 
 HANDLERS = {"zarr_ingest.template": template, "zarr_ingest.region": region, "zarr_ingest.finalize": finalize}
@@ -154,7 +186,7 @@ ZarrIngest = JobType(
         Stage("regions", handler="zarr_ingest.region", plan=plan_regions, aggregate=count_regions, heavy=True,
               retry=RetryPolicy(attempts=3), description="read and write each region of whole chunks"),
         Stage("finalize", handler="zarr_ingest.finalize", plan=plan_finalize, aggregate=only_result,
-              description="consolidate the store's metadata"),
+              description="consolidate the store's metadata; its STAC item (datacube extension)"),
     ),
     hash_exclude=frozenset({"overwrite"}),
     failure_policy=ALL_OR_NOTHING,

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 
+from geoproc.errors import LedgerNotFound
 from geoproc.ledger import open_ledger
 from kit.drivers import geoproc_cmd
 from kit.polling import wait_for
@@ -15,7 +16,10 @@ def region_counts(ledger_url: str) -> tuple[str, dict[str, int]] | None:
     """(job id, task counts by status of its ``regions`` stage) of the ledger's latest job, or None."""
     if not os.path.exists(ledger_url.removeprefix("sqlite:///")):
         return None
-    led = open_ledger(ledger_url, read_only=True)
+    try:
+        led = open_ledger(ledger_url, read_only=True)
+    except LedgerNotFound:  # the driver has created the file but not the schema yet
+        return None
     try:
         jobs = led.list_jobs(limit=1)
         return (jobs[0].job_id, led.counts(jobs[0].job_id).get(1, {})) if jobs else None

@@ -89,3 +89,14 @@ def test_bounds_that_miss_every_input_are_refused(two_crs):
     with pytest.raises(InvalidInput) as e:
         geoproc.open([])
     assert e.value.code == "NOTHING_TO_OPEN"
+
+
+def test_a_file_of_several_subdatasets_is_refused_with_their_names(tmp_path):
+    import xarray as xr
+
+    ds = xr.Dataset({"a": (("y", "x"), np.zeros((4, 5), "float32")), "b": (("y", "x"), np.ones((4, 5), "float32"))},
+                    coords={"y": np.arange(4.0), "x": np.arange(5.0)})
+    ds.to_netcdf(tmp_path / "two.nc")
+    with pytest.raises(InvalidInput, match="holds 2 rasters") as info:
+        geoproc.open(str(tmp_path / "two.nc"))
+    assert info.value.code == "SUBDATASETS" and ":a" in str(info.value) and ":b" in str(info.value)

@@ -98,3 +98,62 @@ def test_bad_sources_are_refused_before_anything_runs(tmp_path, sqlite_url):
         p = _cli("run", "zarr_ingest", *sets, "--ledger", sqlite_url, "--workers", "1")
         assert p.returncode == 2 and code in p.stderr and "Traceback" not in p.stderr, (name, p.stderr[-2000:])
         assert not out.exists()
+
+
+def test_longitudes_crs_calendars_and_packing(tmp_path, dask_cluster, sqlite_url):
+    nc = synthetic(tmp_path / "c360.nc", times=4, lat=60, lon=120, calendar="360_day")
+    store = tmp_path / "c360.zarr"
+    res = geoproc.run("zarr_ingest", input=str(nc), output=str(store), lon_180=True, crs="EPSG:4326",
+                      decode_packed=True, chunks={"time": 2, "lat": 32, "lon": 32}, cluster=dask_cluster,
+                      ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    want = xr.open_dataset(nc, decode_times=CODER)
+    want = want.assign_coords(lon=((want.lon + 180) % 360) - 180).sortby("lon")
+    back = xr.open_zarr(store, decode_times=CODER, decode_coords="all")
+    assert float(back.lon.min()) == -179.75 + 0 * 1 or float(back.lon.min()) < -170
+    assert bool((back.lon.diff("lon") > 0).all())  # sorted
+    np.testing.assert_array_equal(back["tas"].values, want["tas"].values)
+    np.testing.assert_array_equal(back["pr"].values, want["pr"].values)
+    assert back["pr"].encoding["dtype"] == np.dtype("float64")  # stored decoded
+    assert type(back["time"].values[0]).__name__ == "Datetime360Day"
+    assert back.rio.crs.to_epsg() == 4326
+    assert back["tas"].encoding["chunks"] == (2, 32, 32)
+
+
+def test_a_real_netcdf4_file_with_a_packed_variable(tmp_path, dask_cluster, sqlite_url):
+    """r-cran-ncmeta's MODIS chlorophyll L3 map (netCDF-4 / HDF5, 2160 x 4320, packed), nobody here wrote it."""
+    from kit import debian
+
+    try:
+        pkg = debian.unpacked("r-cran-ncmeta")
+    except debian.PackageUnavailable as exc:
+        from kit import services
+
+        services.missing(f"r-cran-ncmeta ({exc})")
+    nc = next(pkg.root.rglob("S2008001.L3m_DAY_CHL_chlor_a_9km.nc"))
+    res = geoproc.run("zarr_ingest", input=str(nc), output=str(tmp_path / "chl.zarr"), variables=["chlor_a"],
+                      crs="EPSG:4326", cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    want = xr.open_dataset(nc, engine="netcdf4")["chlor_a"]
+    back = xr.open_zarr(tmp_path / "chl.zarr", decode_coords="all")
+    np.testing.assert_array_equal(back["chlor_a"].values, want.values)
+    assert back["chlor_a"].encoding["chunks"] == (256, 256) and back.rio.crs.to_epsg() == 4326
+    assert back["chlor_a"].attrs.get("units") == want.attrs.get("units")
+
+
+def test_the_stac_item_describes_the_cube(tmp_path, dask_cluster, sqlite_url):
+    from stac_pydantic import Item
+
+    nc = synthetic(tmp_path / "sst.nc", times=3, lat=40, lon=80)
+    res = geoproc.run("zarr_ingest", input=str(nc), output=str(tmp_path / "sst.zarr"), crs="EPSG:4326",
+                      cluster=dask_cluster, ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    item = json.loads((tmp_path / "sst.zarr.json").read_text())
+    Item.model_validate(item)
+    props = item["properties"]
+    assert props["start_datetime"].startswith("2001-01-01") and props["end_datetime"].startswith("2001-03-01")
+    assert props["cube:dimensions"]["time"]["type"] == "temporal"
+    assert props["cube:dimensions"]["lon"]["reference_system"] == "EPSG:4326"
+    assert props["cube:variables"]["tas"]["dimensions"] == ["time", "lat", "lon"]
+    assert props["cube:variables"]["tas"]["chunks"] == [1, 40, 80] and props["cube:variables"]["tas"]["unit"] == "K"
+    assert item["assets"]["data"]["href"] == str(tmp_path / "sst.zarr") and item["bbox"][0] == -180.0
