@@ -487,7 +487,9 @@ CUBE_VARIABLES = _code("CUBE_VARIABLES", "The variables asked for do not exist, 
                        "dimensions.", "Choose among the variables the message lists (variables=[...]).", "invalid")
 CUBE_EMPTY = _code("CUBE_EMPTY", "A dimension of the source has length 0 (an empty time axis).",
                    "Give a file that holds data along every dimension.", "invalid")
-
+CUBE_GRIDS_DIFFER = _code("CUBE_GRIDS_DIFFER", "Files stacked along time have different spatial grids "
+                          "(coordinates or sizes).", "Ingest them separately, or regrid them to one grid first; "
+                          "the message names the first file that differs.", "invalid")
 
 # writes of lazy arrays (geoproc.write)
 NOT_A_DATAARRAY = _code("NOT_A_DATAARRAY", "geoproc.write was given something other than one xarray.DataArray.",

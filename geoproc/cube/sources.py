@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CUBE_NO_SPACE, CUBE_UNREADABLE, CUBE_VARIABLES, InvalidInput
+from ..errors import CUBE_GRIDS_DIFFER, CUBE_NO_SPACE, CUBE_UNREADABLE, CUBE_VARIABLES, InvalidInput
 from ..storage import is_local, local_path, redact
 
 if TYPE_CHECKING:
@@ -136,3 +136,33 @@ def lon_to_180(ds: xr.Dataset, x: str) -> xr.Dataset:
     """Longitudes in 0..360 (or beyond, as 21..379) turned into -180..180, sorted."""
     lon = ds[x]
     return ds.assign_coords({x: ((lon + 180) % 360) - 180}).sortby(x)
+
+
+def time_dim(ds: xr.Dataset) -> str | None:
+    """The dimension along which files follow each other: a CF time axis, else one named ``time``."""
+    for d in ds.dims:
+        if d in ds.variables:
+            v = ds[d]
+            if v.attrs.get("axis") == "T" or v.attrs.get("standard_name") == "time" or v.dtype.kind in "MO":
+                return str(d)
+    return next((str(d) for d in ds.dims if str(d).lower() == "time"), None)
+
+
+def along_time(datasets: Sequence[xr.Dataset], urls: Sequence[str], y: str, x: str) -> xr.Dataset:
+    """Several files of one grid, one after the other along their time axis (the first file's variables
+    off the time axis are kept as they are). Files on another grid are refused, by name."""
+    import numpy as np
+    import xarray as xr
+
+    first = datasets[0]
+    t = time_dim(first)
+    if t is None:
+        raise InvalidInput(f"{redact(urls[0])} has no time axis to put {len(urls)} files along (dims "
+                           f"{', '.join(map(str, first.dims))})", code=CUBE_NO_SPACE)
+    for url, ds in zip(urls[1:], datasets[1:], strict=True):
+        for d in (y, x):
+            if d not in ds.dims or ds.sizes[d] != first.sizes[d] or not np.array_equal(ds[d].values, first[d].values):
+                raise InvalidInput(f"{redact(url)} is not on the grid of {redact(urls[0])} (its {d} coordinates "
+                                   "differ)", code=CUBE_GRIDS_DIFFER)
+    return xr.concat(datasets, dim=t, data_vars="minimal", coords="minimal", compat="override",
+                     join="override", combine_attrs="override")

@@ -2,6 +2,10 @@
 
     geoproc run zarr_ingest --set input=sst.nc --set output=sst.zarr
     geoproc run zarr_ingest --set input=sst.nc --set output=sst.zarr --set chunks='{"time": 1, "lat": 128, "lon": 128}'
+    geoproc run zarr_ingest --set input=monthly/ --set output=all.zarr --set dry_run=true   # the plan only
+
+Several files (``inputs``, or the files under a directory sorted by name) follow each other along their
+time axis; they must share one grid (``CUBE_GRIDS_DIFFER`` names the first that does not).
 
 Stages:
 
@@ -23,11 +27,11 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 
 from ..cube import sources as src
 from ..cube import store as cs
-from ..errors import CUBE_EMPTY, InvalidInput
+from ..errors import CUBE_EMPTY, CUBE_UNREADABLE, InvalidInput
 from ..model import (
     ALL_OR_NOTHING,
     JSON,
@@ -43,7 +47,8 @@ from ..model import (
 from ..raster import regions as rg
 from ..stac.cube import create_dataset_item
 from ..storage import is_local, local_path, options_for, redact, resolve_storage_options, version_of
-from ..storage.urls import Location
+from ..storage.listing import is_directory, list_files
+from ..storage.urls import Location, canonical
 from ..units import ByteSize, utc_iso
 from .write import publish_json
 
@@ -51,10 +56,15 @@ if TYPE_CHECKING:
     import xarray as xr
 
 REGION_BYTES = 64 * 2**20
+SUFFIXES = (".nc", ".nc4", ".cdf", ".h5", ".hdf5")
 
 
 class Params(JobParams):
-    input: Location = Field(..., description="a NetCDF file (classic or netCDF-4) or a Zarr store")
+    input: Location | None = Field(None, description="a NetCDF file (classic or netCDF-4), a Zarr store, or a "
+                                                     "directory / prefix of NetCDF files along time")
+    inputs: list[Location] | None = Field(None, description="NetCDF files along time, in order (instead of input)")
+    suffixes: list[str] = Field(list(SUFFIXES), description="file suffixes listed under an input directory")
+    dry_run: bool = Field(False, description="plan only: chunks, regions and bytes, nothing written")
     output: Location = Field(..., description="the Zarr v3 store to write")
     variables: list[str] | None = Field(None, description="the variables to ingest (default: every one on the "
                                                           "spatial dimensions)")
@@ -68,13 +78,25 @@ class Params(JobParams):
     overwrite: bool = Field(False, description="replace a store this job did not write")
 
     _planned: tuple[Any, ...] | None = PrivateAttr(None)
+    _files: list[str] | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Params:
+        if (self.input is None) == (self.inputs is None):
+            raise ValueError("give either input (a file, store or directory) or inputs (files along time)")
+        if self.inputs is not None and not self.inputs:
+            raise ValueError("inputs is empty; give the files along time, in order")
+        return self
 
 
 def dataset_of(d: JSON, storage_options: dict | None) -> tuple[xr.Dataset, str, str]:
-    """The source's variables to ingest, lazily, and its (y, x) dimension names."""
-    where = redact(d["input"])
-    ds = src.open_source(d["input"], storage_options=storage_options)
-    y, x = src.spatial_dims(ds, where)
+    """The source's variables to ingest, lazily, and its (y, x) dimension names (``d["files"]``: one
+    file or store, or several files along time)."""
+    files = d["files"]
+    where = redact(files[0]) + (f" (and {len(files) - 1} more)" if len(files) > 1 else "")
+    datasets = [src.open_source(u, storage_options=storage_options) for u in files]
+    y, x = src.spatial_dims(datasets[0], where)
+    ds = datasets[0] if len(files) == 1 else src.along_time(datasets, files, y, x)
     ds = src.select(ds, d["variables"], y, x, where)
     empty = [str(k) for k, n in ds.sizes.items() if n == 0]
     if empty:
@@ -96,23 +118,43 @@ def planned(p: Params) -> tuple[Any, ...]:
         ds, y, x = dataset_of(_source(p), so)
         chunks = cs.chunking(ds, y, x, p.chunks)
         regions = cs.plan_regions(ds, y, x, chunks, int(p.region_bytes))
-        p._planned = (ds, y, x, chunks, regions, tokenize(version_of(p.input, so), chunks))
+        versions = [version_of(u, so) for u in _source(p)["files"]]
+        p._planned = (ds, y, x, chunks, regions, tokenize(versions, chunks))
     return p._planned
 
 
+def files_of(p: Params, storage_options: dict | None) -> list[str]:
+    """The source files, in order: ``inputs``, the one ``input``, or the files under it sorted by name."""
+    if p.inputs is not None:
+        return [canonical(u) for u in p.inputs]
+    url = canonical(p.input or "")
+    if url.rstrip("/").lower().endswith(".zarr") or not is_directory(url, storage_options):
+        return [url]
+    files, _ = list_files(url, storage_options, suffixes=p.suffixes)
+    if not files:
+        raise InvalidInput(f"no files ({', '.join(p.suffixes)}) under {redact(url)}", code=CUBE_UNREADABLE)
+    return sorted(f.url for f in files)
+
+
 def _source(p: Params) -> JSON:
-    return {"input": p.input, "variables": p.variables, "lon_180": p.lon_180, "crs": p.crs,
+    if p._files is None:
+        p._files = files_of(p, resolve_storage_options())
+    return {"files": p._files, "variables": p.variables, "lon_180": p.lon_180, "crs": p.crs,
             "decode_packed": p.decode_packed}
 
 
 def plan_template(p: Params, previous: None) -> Iterator[TaskSpec]:
     _, y, x, chunks, regions, token = planned(p)
+    if p.dry_run:
+        return
     yield TaskSpec(key="template", fingerprint=token, params={
         "source": _source(p), "output": p.output, "chunks": chunks, "overwrite": p.overwrite, "regions": len(regions)})
 
 
 def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     _, y, x, chunks, regions, token = planned(p)
+    if p.dry_run:
+        return
     for r in regions:
         yield TaskSpec(key=r.key, fingerprint=token, params={
             "source": _source(p), "output": p.output, "slices": {d: list(s) for d, s in r.slices.items()}})
@@ -120,6 +162,8 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
 
 def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     _, y, x, _, _, token = planned(p)
+    if p.dry_run:
+        return
     yield TaskSpec(key="finalize", fingerprint=token, params={"output": p.output, "y": y, "x": x,
                                                               "item": item_url(p.output)})
 
@@ -168,7 +212,20 @@ def count_regions(p: Params, results: Iterator[JSON]) -> JSON:
     return out
 
 
+def plan_summary(p: Params) -> JSON:
+    """What the job would write: sizes, chunks, regions and bytes (the ``dry_run`` result)."""
+    ds, y, x, chunks, regions, _ = planned(p)
+    spatial = [v for v in ds.data_vars if {y, x} <= set(ds[v].dims)]
+    nbytes = int(sum(ds[v].dtype.itemsize * ds[v].size for v in spatial))
+    return {"dry_run": True, "output": redact(p.output), "inputs": len(_source(p)["files"]),
+            "sizes": {str(d): int(n) for d, n in ds.sizes.items()}, "chunks": chunks, "variables": spatial,
+            "regions": len(regions), "bytes": nbytes, "region_bytes": nbytes // max(1, len(regions)),
+            "spatial_dims": [y, x]}
+
+
 def job_result(p: Params, values: list[JSON | None]) -> JSON:
+    if p.dry_run:
+        return plan_summary(p)
     tmpl, written, final = values
     return {"output": redact(p.output), **(tmpl or {}), **(written or {}), "item": (final or {}).get("item")}
 

@@ -17,7 +17,7 @@ BUDGET_S = 90  # each notebook is meant to finish well under a minute on two cor
 
 def test_there_are_notebooks():
     assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "cog_quicklooks.ipynb", "tiled_plan.ipynb",
-                                          "stac_browse.ipynb", "process.ipynb", "mosaic_stack.ipynb", "zonal_stats.ipynb"}
+                                          "stac_browse.ipynb", "process.ipynb", "mosaic_stack.ipynb", "zonal_stats.ipynb", "zarr_ingest.ipynb"}
 
 
 def execute(path: Path, workdir: Path):
@@ -69,6 +69,8 @@ def test_notebook_runs(path, tmp_path):
     if path.name == "zonal_stats.ipynb":
         assert "equal to exactextract: True" in text and "cached: True | tasks executed: 0" in text
         assert len(outputs(nb, "image/png")) == 2  # the two choropleths
+    if path.name == "zarr_ingest.ipynb":
+        assert "cached: True | tasks executed: 0" in text and "Datetime" in text
     for png in outputs(nb, "image/png"):  # every figure is a real, non-blank picture
         import numpy as np
         from PIL import Image

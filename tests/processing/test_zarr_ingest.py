@@ -157,3 +157,59 @@ def test_the_stac_item_describes_the_cube(tmp_path, dask_cluster, sqlite_url):
     assert props["cube:variables"]["tas"]["dimensions"] == ["time", "lat", "lon"]
     assert props["cube:variables"]["tas"]["chunks"] == [1, 40, 80] and props["cube:variables"]["tas"]["unit"] == "K"
     assert item["assets"]["data"]["href"] == str(tmp_path / "sst.zarr") and item["bbox"][0] == -180.0
+
+
+def test_files_along_time_and_the_dry_run(tmp_path, dask_cluster, sqlite_url):
+    (tmp_path / "monthly").mkdir()
+    parts = []
+    for i in range(3):
+        t = xr.date_range(f"200{i}-01-01", periods=2, freq="MS", use_cftime=True)
+        ds = xr.Dataset({"tas": (("time", "lat", "lon"), np.full((2, 30, 40), float(i), "float32"))},
+                        coords={"time": t, "lat": np.arange(30.0), "lon": np.arange(40.0)})
+        ds.to_netcdf(tmp_path / "monthly" / f"tas_{i}.nc")
+        parts.append(ds)
+    store = tmp_path / "all.zarr"
+    plan = geoproc.run("zarr_ingest", input=str(tmp_path / "monthly"), output=str(store), dry_run=True,
+                       cluster=dask_cluster, ledger=sqlite_url)
+    assert plan.status == "completed" and plan.executed == 0 and not store.exists()
+    assert plan.result["sizes"]["time"] == 6 and plan.result["inputs"] == 3 and plan.result["regions"] >= 1
+    assert plan.result["bytes"] == 6 * 30 * 40 * 4
+    res = geoproc.run("zarr_ingest", input=str(tmp_path / "monthly"), output=str(store), cluster=dask_cluster,
+                      ledger=sqlite_url)
+    assert res.status == "completed", res.error
+    back = xr.open_zarr(store, decode_times=CODER)
+    xr.testing.assert_equal(back["tas"].load(), xr.concat(parts, dim="time")["tas"])
+    other = xr.Dataset({"tas": (("time", "lat", "lon"), np.zeros((1, 30, 40), "float32"))},
+                       coords={"time": xr.date_range("2010-01-01", periods=1, use_cftime=True),
+                               "lat": np.arange(30.0) + 0.5, "lon": np.arange(40.0)})
+    other.to_netcdf(tmp_path / "shifted.nc")
+    p = _cli("run", "zarr_ingest", "--set", f"inputs={json.dumps([str(tmp_path / 'monthly' / 'tas_0.nc'), str(tmp_path / 'shifted.nc')])}",
+             "--set", f"output={tmp_path / 'x.zarr'}", "--ledger", sqlite_url, "--workers", "1")
+    assert p.returncode == 2 and "CUBE_GRIDS_DIFFER" in p.stderr and "shifted.nc" in p.stderr, p.stderr
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_a_killed_ingest_resumes_with_only_the_missing_regions(tmp_path, dask_cluster):
+    from kit.resume import kill_midway
+
+    nc = synthetic(tmp_path / "big.nc", times=12, lat=128, lon=256)
+    store = tmp_path / "big.zarr"
+
+    def args(ledger):
+        return ("run", "zarr_ingest", "--set", f"input={nc}", "--set", f"output={store}", "--set",
+                'chunks={"time": 1, "lat": 32, "lon": 64}', "--set", "region_bytes=64KiB", "--cluster", dask_cluster,
+                "--ledger", ledger, "--json")
+
+    clean = _cli(*args(f"sqlite:///{tmp_path}/clean.db"))
+    assert clean.returncode == 0, clean.stdout[-2000:]
+    want = xr.open_zarr(store, decode_times=CODER).load()
+    import shutil
+
+    shutil.rmtree(store)
+    killed = f"sqlite:///{tmp_path}/killed.db"
+    job_id, done, total = kill_midway(args(killed), killed)
+    assert job_id == json.loads(clean.stdout)["job_id"] and 20 <= done < total == 96
+    again = json.loads(_cli(*args(killed)).stdout)
+    assert again["executed"] == (total - done) + 1  # the missing regions and the finalize
+    xr.testing.assert_identical(xr.open_zarr(store, decode_times=CODER).load(), want)
+    assert json.loads(_cli(*args(killed)).stdout)["executed"] == 0
