@@ -11,19 +11,21 @@ from collections.abc import Mapping
 def measure(cmd: list[str], *, env: Mapping[str, str] | None = None) -> dict:
     """Run ``cmd`` and sample the RSS of its whole process tree (driver, scheduler, workers) every 20 ms.
 
-    Returns ``wall_s``, ``peak_mib`` and what the child printed on a ``BENCH {json}`` line, if any.
+    Returns ``wall_s``, ``peak_mib`` (the tree's summed RSS at its highest), ``peak_process_mib`` (the
+    largest RSS any one process of the tree reached: a worker's, the driver's or the scheduler's) and
+    what the child printed on a ``BENCH {json}`` line, if any.
     """
     import psutil
 
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    peak = 0
+    peak = one = 0
     root = psutil.Process(proc.pid)
     while proc.poll() is None:
         try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
+            rss = [p.memory_info().rss for p in [root, *root.children(recursive=True)] if p.is_running()]
+            peak, one = max(peak, sum(rss)), max(one, *rss)
+        except (psutil.Error, ValueError):
             pass
         time.sleep(0.02)
     wall = time.perf_counter() - t0
@@ -31,7 +33,7 @@ def measure(cmd: list[str], *, env: Mapping[str, str] | None = None) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{err[-3000:]}")
     line = next((ln for ln in out.splitlines() if ln.startswith("BENCH ")), "BENCH {}")
-    return {"wall_s": round(wall, 2), "peak_mib": peak >> 20,
+    return {"wall_s": round(wall, 2), "peak_mib": peak >> 20, "peak_process_mib": one >> 20,
             **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in json.loads(line[6:]).items()}}
 
 

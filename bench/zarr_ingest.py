@@ -10,8 +10,9 @@ writes it as Zarr v3 with time = 1 and 256 x 256 chunks with each of:
                region of whole chunks, written into a template, STAC item included;
 * ``xarray``   ``xr.open_dataset(chunks=...).chunk(...).to_zarr(...)`` on Dask's threaded scheduler.
 
-Peak memory is the RSS of each run's whole process tree. Target: geoproc no slower, with peak worker
-memory no higher than xarray's route.
+Peak memory is the RSS of each run's whole process tree, and of its largest single process (for geoproc a
+worker, the driver or the scheduler). Target: geoproc no slower, with peak worker memory no higher than
+xarray's route.
 """
 
 from __future__ import annotations
@@ -92,17 +93,20 @@ def main() -> None:
         out = os.path.join(base, "xarray.zarr")
         shutil.rmtree(out, ignore_errors=True)
         res = measure([sys.executable, __file__, "--child-xarray", src, out])
-        report["xarray"] = {"wall_s": res["wall_s"], "peak_mib": res["peak_mib"]}
+        report["xarray"] = {k: res[k] for k in ("wall_s", "peak_mib", "peak_process_mib")}
         print(f"xarray   {report['xarray']}", file=sys.stderr, flush=True)
         out = os.path.join(base, "geoproc.zarr")
         shutil.rmtree(out, ignore_errors=True)
         res = measure([sys.executable, "-m", "geoproc.cli", "run", "zarr_ingest", "--set", f"input={src}", "--set",
                        f"output={out}", "--cluster", "local", "--workers", "2", "--ledger",
                        f"sqlite:///{base}/ledger-{time.time_ns()}.db", "--json"])
-        report["geoproc"] = {"wall_s": res["wall_s"], "peak_mib": res["peak_mib"]}
+        report["geoproc"] = {k: res[k] for k in ("wall_s", "peak_mib", "peak_process_mib")}
         print(f"geoproc  {report['geoproc']}", file=sys.stderr, flush=True)
         report["time_ratio_vs_xarray"] = round(report["geoproc"]["wall_s"] / report["xarray"]["wall_s"], 2)
         report["memory_ratio_vs_xarray"] = round(report["geoproc"]["peak_mib"] / max(1, report["xarray"]["peak_mib"]), 2)
+        # the target compares one worker's peak with the xarray route's (one process)
+        report["process_memory_ratio_vs_xarray"] = round(report["geoproc"]["peak_process_mib"]
+                                                         / max(1, report["xarray"]["peak_process_mib"]), 2)
         print(json.dumps(report, indent=2))
     finally:
         if not args.workdir:
