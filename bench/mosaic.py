@@ -69,7 +69,8 @@ def geoproc(directory: str, work: str, resolution: float) -> dict:
     out = os.path.join(work, "geoproc.tif")
     res = measure([sys.executable, "-m", "geoproc.cli", "run", "mosaic", "--set", f"input={directory}", "--set",
                    "crs=EPSG:3857", "--set", f"resolution={resolution!r}", "--set", f"output={out}",
-                   "--cluster", "local", "--workers", "2", "--ledger", f"sqlite:///{work}/ledger.db", "--json"])
+                   "--cluster", "local", "--workers", "2", "--ledger", f"sqlite:///{work}/ledger-{time.time_ns()}.db",
+                   "--set", "overwrite=true", "--json"])
     import rasterio
 
     with rasterio.open(out) as ds:

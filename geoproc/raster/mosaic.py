@@ -2,10 +2,12 @@
 
 The driver indexes the inputs' footprints (their extents in the output CRS) in a shapely ``STRtree``
 and gives each region task only the inputs that intersect it (:class:`Footprints`). A region task then
-brings each of its inputs onto the region's own grid in turn (odc-geo; exact where an input is on the
-output's pixel lattice, resampled where it is not) and folds it into one accumulator by the ``overlap``
+brings each of its inputs onto the region's own grid in turn (exact where an input is on the output's
+pixel lattice, resampled where it is not) and folds it into one accumulator by the ``overlap``
 rule (:func:`mosaic_region`). A task holds its region, one input's window and the accumulator, however
-many inputs the mosaic has.
+many inputs the mosaic has. Inputs are warped by GDAL (a ``WarpedVRT`` per input and region): in their
+own data type, reading only the blocks the region needs; on the output's pixel lattice with nearest
+neighbour this is a copy.
 
 Overlap rules, nodata-aware (nodata never wins; a pixel no input covers is nodata):
 
@@ -20,9 +22,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import rasterio
 
-from .open import onto, open_one
-from .regions import computing
+from ..storage import gdal_env, gdal_path
+from .io import raster_errors
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -68,9 +71,7 @@ def mosaic_region(urls: Sequence[str], grid: GeoBox, *, bands: int, overlap: str
     acc = np.full((bands, *grid.shape), np.nan, dtype=work)
     count = np.zeros(acc.shape, dtype="uint32") if overlap == "mean" else None
     for url in urls:
-        a = open_one(url, masked=True, storage_options=storage_options)
-        with computing(storage_options):
-            x = np.asarray(onto(a, grid, resampling=resampling).data, dtype=work)
+        x = _warped(url, grid, bands=bands, resampling=resampling, work=work, storage_options=storage_options)
         valid = ~np.isnan(x)
         if overlap == "first":
             take = valid & np.isnan(acc)
@@ -90,6 +91,22 @@ def mosaic_region(urls: Sequence[str], grid: GeoBox, *, bands: int, overlap: str
         with np.errstate(invalid="ignore", divide="ignore"):
             acc = np.where(count > 0, acc / np.maximum(count, 1), np.nan)
     return to_dtype(acc, dtype, nodata)
+
+
+def _warped(url: str, grid: GeoBox, *, bands: int, resampling: str, work: np.dtype,
+            storage_options: Mapping[str, Any] | None) -> np.ndarray:
+    """``url`` on the region's grid, read through GDAL's warper (a WarpedVRT: native types, only the
+    source blocks the region needs), NaN where the input has no data or does not reach."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    with rasterio.Env(**gdal_env(url, storage_options)), raster_errors(url, "read"), \
+            rasterio.open(gdal_path(url)) as src:
+        alpha = src.nodata is None  # no nodata: an alpha band tells where the input does not reach
+        with WarpedVRT(src, crs=grid.crs.to_wkt(), transform=grid.transform, width=grid.shape.x,
+                       height=grid.shape.y, resampling=Resampling[resampling], add_alpha=alpha) as vrt:
+            data = vrt.read(indexes=list(range(1, bands + 1)), masked=True)
+    return np.ma.filled(data.astype(work), np.nan)
 
 
 def to_dtype(acc: np.ndarray, dtype: Any, nodata: float | None) -> np.ndarray:
