@@ -3,8 +3,9 @@
     geoproc run mosaic --set input=scenes/ --set output=mosaic.tif
     geoproc run mosaic --set inputs='["a.tif", "b.tif"]' --set overlap=max --set crs=EPSG:3857 --set output=m.tif
 
-The inputs are ``inputs`` (a list, in order) or ``input``: a directory / container / prefix (its rasters
-sorted by name), or a STAC catalog, collection or ItemCollection file (each item's ``asset``). The grid
+The inputs are ``inputs`` (a list, in order); ``input``: a directory / container / prefix (its rasters
+sorted by name), or a STAC catalog, collection or ItemCollection file (each item's ``asset``); or
+``stac_search``, a pgstac search in the database of ``GEOPROC_PGSTAC_DSN`` (in the order it returns). The grid
 is ``crs`` / ``resolution`` / ``bounds``, or derived from the inputs: the first one's CRS and resolution
 over the union of their extents, on the first one's pixel lattice, so rasters cut from one grid are
 put back without resampling. Inputs in other CRSs or on other lattices are reprojected (``resampling``).
@@ -30,7 +31,8 @@ from ..model import ALL_OR_NOTHING, JSON, JobParams, JobType, TaskContext
 from ..raster import mosaic as mz
 from ..raster import regions as rg
 from ..raster.open import check_overlap, open_one, target_grid
-from ..stac.reading import read_items
+from ..stac.pgstac import resolve_dsn
+from ..stac.reading import read_items, search_items
 from ..storage import redact, resolve_storage_options
 from ..storage.listing import is_directory, list_files
 from ..storage.urls import Location, canonical
@@ -50,6 +52,9 @@ class Params(JobParams):
     input: Location | None = Field(None, description="a directory / container / prefix (rasters sorted by name), "
                                                      "or a STAC catalog, collection or ItemCollection file")
     suffixes: list[str] = Field(list(SUFFIXES), description="file suffixes listed under input")
+    stac_search: dict[str, Any] | None = Field(
+        None, description="instead of input: a pgstac search (collections, bbox in lon/lat, datetime) in the "
+                          "database of GEOPROC_PGSTAC_DSN")
     asset: str | None = Field(None, description="the STAC asset to mosaic (default: 'data', else the first GeoTIFF)")
     overlap: Literal["first", "last", "min", "max", "mean"] = Field("first", description="where inputs overlap")
     crs: str | None = Field(None, description="output CRS (default: the first input's)")
@@ -72,8 +77,12 @@ class Params(JobParams):
 
     @model_validator(mode="after")
     def _one_source(self) -> Params:
-        if (self.input is None) == (self.inputs is None):
-            raise ValueError("give either inputs (a list) or input (a directory / prefix / STAC), not both or neither")
+        given = [k for k in ("input", "inputs", "stac_search") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give one of inputs (a list), input (a directory / prefix / STAC file) or stac_search, "
+                             f"not {' and '.join(given) or 'none'}")
+        if self.stac_search is not None and set(self.stac_search) - {"collections", "bbox", "datetime"}:
+            raise ValueError("stac_search takes collections, bbox (lon/lat) and datetime")
         if self.inputs is not None and not self.inputs:
             raise ValueError("inputs is empty; give the rasters to mosaic")
         return self
@@ -83,6 +92,11 @@ def files_of(p: Params, storage_options: dict | None) -> list[str]:
     """The rasters to mosaic, in order."""
     if p.inputs is not None:
         return [canonical(u) for u in p.inputs]
+    if p.stac_search is not None:  # the DSN comes from the environment: it never reaches the ledger
+        found = search_items(resolve_dsn("env"), **p.stac_search)
+        if not found:
+            raise InvalidInput(f"the pgstac search {p.stac_search} matched no item", code=NOTHING_TO_OPEN)
+        return [_asset_href(item, p.asset) for item in found]
     url = canonical(p.input or "")
     if url.lower().endswith(".json"):
         urls = [_asset_href(item, p.asset) for item in read_items(url, storage_options)]

@@ -63,3 +63,28 @@ def test_a_pgstac_search_opens_the_matching_items(scenes, tmp_path, dask_cluster
         geoproc.open(pgstac_dsn, collections=[collection], datetime="1999-01-01T00:00:00Z/1999-12-31T00:00:00Z",
                      crs="EPSG:32633", resolution=10)
     assert e.value.code == "NOTHING_TO_OPEN"
+
+
+def test_a_mosaic_of_a_static_catalog_and_of_a_pgstac_search(scenes, tmp_path, dask_cluster, pgstac_dsn,
+                                                            monkeypatch):
+    collection = f"mosaic-{uuid.uuid4().hex[:8]}"
+    _cogs_with_stac(tmp_path, dask_cluster, stac_collection=collection, pgstac_dsn=pgstac_dsn)
+    want = []
+    for path in scenes:
+        with rasterio.open(path) as src:
+            want.append(src.read())
+    want = np.concatenate(want, axis=2)  # three scenes side by side
+    out = tmp_path / "from_catalog.tif"
+    res = geoproc.run("mosaic", input=str(tmp_path / "catalog" / "catalog.json"), output=str(out),
+                      cluster=dask_cluster, ledger=f"sqlite:///{tmp_path}/m.db")
+    assert res.status == "completed", res.error
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(), want)
+    monkeypatch.setenv("GEOPROC_PGSTAC_DSN", pgstac_dsn)
+    out = tmp_path / "from_search.tif"
+    res = geoproc.run("mosaic", stac_search={"collections": [collection], "datetime": "2024-05-02T00:00:00Z/.."},
+                      output=str(out), cluster=dask_cluster, ledger=f"sqlite:///{tmp_path}/m.db")
+    assert res.status == "completed", res.error
+    assert res.result["inputs"] == 2 and pgstac_dsn not in str(res.params)
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(), want[:, :, 256:])

@@ -97,3 +97,4 @@ def test_a_file_of_another_dtype_is_refused(periods, raster_factory, tmp_path, s
              "--ledger", sqlite_url, "--workers", "1")
     assert p.returncode == 2 and "STACK_MISMATCH" in p.stderr and "floats.tif" in p.stderr, p.stderr
     assert "float32" in p.stderr and not out.exists()
+
