@@ -62,7 +62,10 @@ def open_one(url: str, *, chunks: int | Sequence[int] | None = None, bands: Sequ
         with rasterio.open(path) as src:
             blocks = src.block_shapes[0]
             names = [d or f"b{i}" for i, d in enumerate(src.descriptions, start=1)]
-        da = rioxarray.open_rasterio(path, lock=False, masked=masked)
+        # rioxarray's process-wide lock: one GDAL read at a time per process. Two threads of one worker
+        # reading the same file without it hung in GDAL (seen in the tests, with py-spy: both threads in
+        # RasterioArrayWrapper._getitem -> riods.read); workers read in parallel across processes.
+        da = rioxarray.open_rasterio(path, lock=None, masked=masked)
     da = da.assign_coords(band=names)
     if bands is not None:
         da = da.sel(band=[_band_name(b, names) for b in bands])
