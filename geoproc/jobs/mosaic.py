@@ -41,7 +41,6 @@ from . import write
 
 if TYPE_CHECKING:
     import xarray as xr
-    from odc.geo.geobox import GeoBox
 
 SUFFIXES = (".tif", ".tiff")
 REGION_BYTES = 16 * 2**20  # a region holds its output, an accumulator and one input's window at a time
@@ -169,14 +168,6 @@ def contributors(p: Params, task: JSON, source: JSON) -> JSON:
     return {**{k: v for k, v in source.items() if k != "files"}, "urls": [source["files"][i] for i in hits]}
 
 
-def _grid(source: JSON) -> GeoBox:
-    from affine import Affine
-    from odc.geo.geobox import GeoBox
-
-    g = source["grid"]
-    return GeoBox(tuple(g["shape"]), Affine(*g["transform"][:6]), g["crs"])
-
-
 def _nodata_of(source: JSON) -> float | None:
     nd = source["nodata"]
     return None if nd is None else float(nd)
@@ -184,14 +175,14 @@ def _nodata_of(source: JSON) -> float | None:
 
 def array_of(source: JSON, storage_options: dict | None = None) -> xr.DataArray:
     """The output's uncomputed array (its grid, bands, dtype, nodata), rebuilt from the task's source."""
-    return rg.blank(_grid(source), bands=source["bands"], dtype=source["dtype"], nodata=_nodata_of(source),
+    return rg.blank(write.geobox_of(source["grid"]), bands=source["bands"], dtype=source["dtype"], nodata=_nodata_of(source),
                     name=source["name"], chunks=tuple(source["chunks"]))
 
 
 def region(params: JSON, ctx: TaskContext) -> JSON:
     """Mosaic one region from the inputs that reach it, and write it."""
     source = params["source"]
-    grid = _grid(source)[slice(*params["y"]), slice(*params["x"])]
+    grid = write.geobox_of(source["grid"])[slice(*params["y"]), slice(*params["x"])]
     data = mz.mosaic_region(source["urls"], grid, bands=len(source["bands"]), overlap=source["overlap"],
                             dtype=source["dtype"], nodata=_nodata_of(source), resampling=source["resampling"],
                             storage_options=ctx.storage_options)

@@ -98,10 +98,7 @@ class Params(JobParams):
         return self
 
     def geobox(self) -> GeoBox:
-        from odc.geo.geobox import GeoBox  # odc-geo: loaded by the planning driver only
-
-        h, w = self.grid["shape"]
-        return GeoBox((h, w), Affine(*self.grid["transform"][:6]), self.grid["crs"])
+        return geobox_of(self.grid)
 
     def nodata_value(self) -> float | None:
         return None if self.nodata is None else float(self.nodata)
@@ -119,6 +116,14 @@ class Params(JobParams):
         ``ndvi.zarr.json`` for the store ``ndvi.zarr`` (so a COG and a store of one name keep their own)."""
         return join(posixpath.dirname(self.output.rstrip("/")), f"{self.stem()}.json")
 
+
+
+def geobox_of(grid: JSON) -> GeoBox:
+    """The odc-geo ``GeoBox`` of a write's ``grid`` parameter (crs, transform, shape [y, x])."""
+    from odc.geo.geobox import GeoBox  # odc-geo: loaded by the planning driver and region tasks only
+
+    h, w = grid["shape"]
+    return GeoBox((h, w), Affine(*grid["transform"][:6]), grid["crs"])
 
 
 def stamp(job_id: str) -> str:

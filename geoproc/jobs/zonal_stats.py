@@ -178,7 +178,7 @@ def zones(params: JSON, ctx: TaskContext) -> JSON:
         publish(local, params["staging"], ctx.storage_options, move=True)
         crs_file = os.path.join(tmp, "source_crs.wkt")
         with open(crs_file, "w") as f:
-            f.write(layer.geometry.set_crs(source_crs, allow_override=True).crs.to_wkt())
+            f.write(original.crs.to_wkt())
         publish(crs_file, posixpath.join(posixpath.dirname(params["staging"]), "source_crs.wkt"), ctx.storage_options,
                 move=True)
     n = len(prepared)
