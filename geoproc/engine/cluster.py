@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ..errors import ClusterError
@@ -25,6 +25,10 @@ def _serve(cluster: Any) -> Iterator[Any]:
     try:
         with Client(cluster) as client:
             yield client
+            # Workers leave before the scheduler goes: closing the scheduler under them races their
+            # heartbeat, which then logs a CommClosedError traceback on the run's stderr.
+            with suppress(Exception):
+                client.retire_workers(close_workers=True)
     finally:
         cluster.close()
 

@@ -18,6 +18,7 @@ import rasterio
 import xarray as xr
 from kit.polling import wait_for
 from kit.rasters import write_scene
+from kit.resume import region_counts
 
 import geoproc
 from geoproc.ledger import open_ledger
@@ -53,14 +54,8 @@ def _regions(ledger_url, job_id):
 
 
 def _job_id(ledger_url):
-    if not os.path.exists(ledger_url.removeprefix("sqlite:///")):
-        return None
-    led = open_ledger(ledger_url, read_only=True)
-    try:
-        jobs = led.list_jobs(limit=1)
-        return jobs[0].job_id if jobs else None
-    finally:
-        led.close()
+    state = region_counts(ledger_url)  # None until the driver has written its ledger's schema and job
+    return state[0] if state else None
 
 
 def _output(path, fmt):
