@@ -31,7 +31,8 @@ from .units import human_bytes
 STATUS_COLOURS: dict[str, str] = {
     JobStatus.COMPLETED: "#2e7d32", JobStatus.COMPLETED_WITH_ERRORS: "#b7791f", JobStatus.FAILED: "#c62828",
     JobStatus.CANCELLED: "#8e24aa", JobStatus.RUNNING: "#0277bd", JobStatus.PENDING: "#607d8b",
-    TaskStatus.SKIPPED: "#b7791f", JobStatus.INTERRUPTED: "#8e24aa",
+    TaskStatus.SKIPPED: "#b7791f", JobStatus.INTERRUPTED: "#8e24aa", JobStatus.AWAITING_REVIEW: "#1565c0",
+    JobStatus.REJECTED: "#c62828",
 }
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
@@ -284,3 +285,31 @@ def write_html_report(job_id: str, out: str | Path, *, ledger: str | Ledger | No
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def write_review_report(job_id: str, *, ledger: str | Ledger | None = None,
+                        storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """Put the job's HTML report (with its quicklooks) beside each preview catalog of a job awaiting
+    review, as ``report.html``: what a reviewer opens before ``geoproc approve``. Returns the URLs."""
+    from .lifecycle import review_state
+
+    led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger, read_only=True)
+    try:
+        job = led.find_job(job_id)
+        state = review_state(led, job) or {}
+        previews = state.get("previews", []) if state.get("state") == "awaiting" else []
+        if not previews:
+            return []
+        options = storage_options if storage_options is not None else resolve_storage_options()
+        page = render_html(led, job.job_id, storage_options=options)
+    finally:
+        if not isinstance(ledger, Ledger):
+            led.close()
+    written = []
+    for catalog in previews:
+        url = catalog.rsplit("/", 1)[0] + "/report.html"
+        fs, path = open_fs(url, options)
+        with fs.open(path, "w", encoding="utf-8") as f:
+            f.write(page)
+        written.append(url)
+    return written

@@ -192,6 +192,8 @@ class StageOutput:
 #: task param set on a task that runs again because its output is gone or changed: a handler that keeps
 #: an existing output it recognises (the cog job's reuse) must replace it instead
 REMAKE = "remake_outputs"
+#: key of a stage value whose public step waits for a review: ``{"preview": URL, "digest": HEX, ...}``
+STAGED = "staged"
 Planner = Callable[[Any, Any], Iterable[TaskSpec]]
 WrittenFile = tuple[str, int | None, str | None]  # (url, size in bytes, hex sha256) of a file a task wrote
 Aggregator = Callable[[Any, Iterator[JSON]], JSON]
@@ -215,7 +217,10 @@ class Stage:
     ``outputs(params, result)`` names the files a completed task's work lives on, as ``(url, size,
     sha256)`` (size and sha256 may be None): before such a task is skipped they are checked (present,
     same size; re-hashed with ``verify``), and a task whose file is gone or changed runs again with
-    ``params[REMAKE]`` set.
+    ``params[REMAKE]`` set. ``publish(params, results)`` is the stage's public step (loading pgstac,
+    writing the public catalog) when a ``publish=review`` job holds it back: its aggregate then only
+    stages a preview and returns a dict with a :data:`STAGED` entry, the job ends ``awaiting_review``,
+    and ``geoproc approve`` runs ``publish`` with the stage's results from the ledger.
     """
 
     name: str
@@ -228,6 +233,7 @@ class Stage:
     retry: RetryPolicy = RetryPolicy()
     description: str = ""
     outputs: Callable[[Any, JSON], Iterable[WrittenFile]] | None = None
+    publish: Aggregator | None = None
 
 
 @dataclass(frozen=True)

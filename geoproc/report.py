@@ -32,7 +32,8 @@ __all__ = ["STATUS_STYLE", "codes_view", "human_bytes", "job_list", "metrics_tab
 STATUS_STYLE: dict[str, str] = {
     JobStatus.COMPLETED: "green", JobStatus.COMPLETED_WITH_ERRORS: "yellow", JobStatus.FAILED: "red",
     JobStatus.CANCELLED: "magenta", JobStatus.RUNNING: "cyan", JobStatus.PENDING: "white",
-    JobStatus.INTERRUPTED: "magenta", TaskStatus.SKIPPED: "yellow",
+    JobStatus.INTERRUPTED: "magenta", TaskStatus.SKIPPED: "yellow", JobStatus.AWAITING_REVIEW: "blue",
+    JobStatus.REJECTED: "red",
 }
 #: the task columns of a stage table, in the order they are shown
 TASK_COLUMNS = STAGE_COLUMNS

@@ -29,11 +29,13 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
+    AWAITING_REVIEW = "awaiting_review"  # publish=review: outputs and a preview written, nothing published
+    REJECTED = "rejected"  # a reviewer turned the job down; re-submitting it computes nothing
 
 
 #: a finished job: re-submitting it computes nothing
-FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS})
-#: a job that will not change again without a new run
-TERMINAL = FINISHED | {JobStatus.FAILED, JobStatus.CANCELLED}
+FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.AWAITING_REVIEW})
+#: a job that will not change again without a new run (or a reviewer's decision)
+TERMINAL = FINISHED | {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.REJECTED}
 #: tasks that `geoproc retry` sets back to pending
 RETRYABLE = (TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED)

@@ -31,7 +31,7 @@ LAYERS = {
     "geoproc.cube": DOMAIN,
     "geoproc.jobs": JOBS,
     "geoproc.engine": ENGINE, "geoproc.ledger": ENGINE,
-    "geoproc.api": API,
+    "geoproc.api": API, "geoproc.lifecycle": API,
     "geoproc.cli": FACES, "geoproc.report": FACES, "geoproc.htmlreport": FACES, "geoproc.doctor": FACES,
     "geoproc.planview": FACES,
     "geoproc": FACES,  # the package root is the public facade: it re-exports the API

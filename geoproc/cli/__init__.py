@@ -35,7 +35,7 @@ from ..errors import GeoprocError, InputRefused, InvalidInput
 from ..logs import configure_logging, level_for
 from ..settings import Settings
 from ..version import __version__
-from . import info, running, views
+from . import info, review, running, views
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_STATUS, EXIT_USAGE, INTERRUPTED, err, exit_code
 
 __all__ = ["EXIT_ERROR", "EXIT_STATUS", "app", "main"]
@@ -72,7 +72,8 @@ def _options(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
 
 
 for _fn in (running.run, running.plan, running.cog, views.status, views.jobs, views.tasks, running.retry,
-            views.cancel, views.events, info.samples, info.doctor, views.report, info.codes):
+            views.cancel, views.events, review.approve, review.reject, info.samples, info.doctor, views.report,
+            info.codes):
     app.command()(_fn)
 app.command("list")(info.list_jobs)
 app.add_typer(info.stac_app, name="stac")

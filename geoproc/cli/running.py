@@ -13,11 +13,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import api
+from ..htmlreport import write_review_report
 from ..jobs import ALL_JOBS
 from ..ledger import open_ledger
+from ..model import STAGED
 from ..planview import dry_run
 from ..report import progress_table, seconds, styled
-from ..status import TaskStatus
+from ..status import JobStatus, TaskStatus
+from ..storage import redact
 from ..units import human_bytes
 from .common import (
     EXIT_STATUS,
@@ -34,6 +37,7 @@ from .common import (
     parse_sets,
     print_json,
 )
+from .views import review_line
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +87,21 @@ def _handle_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_and_report(start: Callable[[ProgressView], api.JobResult], as_json: bool) -> None:
-    """Run ``start(progress_view)`` with progress bars, print the result, exit with the job's code."""
+def run_and_report(start: Callable[[ProgressView], api.JobResult], as_json: bool, ledger: str | None = None) -> None:
+    """Run ``start(progress_view)`` with progress bars, print the result, exit with the job's code.
+
+    A job that ends awaiting review gets its HTML report beside its preview catalog, for the reviewer.
+    """
     signal.signal(signal.SIGTERM, _handle_sigterm)
     view = ProgressView(enabled=not as_json)
     try:
         res = start(view)
     finally:
         view.close()
+    if res.status == JobStatus.AWAITING_REVIEW:
+        for url in write_review_report(res.job_id, ledger=ledger):
+            err.print(f"Review report: {escape(redact(url))}")
+        err.print(escape(review_line(res.job_id, {"state": "awaiting", "previews": staged_previews(res.result)})))
     if as_json:
         print_json(res.to_dict())
     else:
@@ -125,7 +136,7 @@ def run(
 ) -> None:
     """Run a job (or resume it); a finished job returns its stored result at once."""
     run_and_report(lambda view: api.run(job, cluster=cluster, workers=workers, ledger=ledger, force=force,
-                                        verify=verify, on_event=view, **parse_sets(set_)), as_json)
+                                        verify=verify, on_event=view, **parse_sets(set_)), as_json, ledger)
 
 
 def cog(
@@ -144,7 +155,7 @@ def cog(
     """Convert rasters to Cloud-Optimized GeoTIFFs: short for `geoproc run cog --set input=SRC ...`."""
     params = {"input": src, "output": dst, "target_crs": target_crs, "tier": tier, **parse_sets(set_)}
     run_and_report(lambda view: api.run("cog", cluster=cluster, workers=workers, ledger=ledger, force=force,
-                                        verify=verify, on_event=view, **params), as_json)
+                                        verify=verify, on_event=view, **params), as_json, ledger)
 
 
 def failed_task_ids(job_id: str, ledger: str | None) -> tuple[str, list[str]]:
@@ -227,3 +238,11 @@ def plan(
         if key in s:
             t.add_row(key, s[key])
     out.print(t)
+
+
+def staged_previews(result: object) -> list[str]:
+    """The preview catalogs named in a job result (a stage value with a ``staged`` entry, at any depth)."""
+    if not isinstance(result, dict):
+        return []
+    found = [result[STAGED]["catalog"]] if isinstance(result.get(STAGED), dict) and result[STAGED].get("catalog") else []
+    return found + [p for v in result.values() for p in staged_previews(v)]

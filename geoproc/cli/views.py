@@ -13,6 +13,7 @@ from ..errors import InvalidSetting
 from ..htmlreport import write_html_report
 from ..ledger import open_ledger
 from ..ledger.records import JobRecord
+from ..lifecycle import review_state
 from ..report import metrics_table, parse_since, progress_table, seconds, styled, when
 from ..settings import Settings
 from ..status import JobStatus, TaskStatus
@@ -42,9 +43,11 @@ def status(job_id: JobIdArg, ledger: LedgerOpt = None, as_json: JsonOpt = False)
     job = led.find_job(job_id)
     res = api.job_summary(led, job, with_metrics=True)
     failed = led.list_tasks(job.job_id, status=TaskStatus.FAILED, limit=5)
+    review = review_state(led, job)
     if as_json:
         d = res.to_dict()
         d["errors"] = [{k: t[k] for k in ("task_id", "error_code", "error_message", "remediation")} for t in failed]
+        d["review"] = review
         print_json(d)
         return
     out.print(progress_table(res))
@@ -55,6 +58,20 @@ def status(job_id: JobIdArg, ledger: LedgerOpt = None, as_json: JsonOpt = False)
         out.print(f"[red]{t['task_id']}[/] " + escape(f"{t['error_code']}: {t['error_message']}\n    → {t['remediation']}"))
     if res.error:
         out.print(f"[yellow]{escape(res.error)}[/]")
+    if review:
+        out.print(escape(review_line(job.job_id, review)))
+
+
+def review_line(job_id: str, review: dict) -> str:
+    """One line on where a reviewed job stands, and what to do next."""
+    if review["state"] == "awaiting":
+        where = ", ".join(review["previews"]) or "no items staged"
+        return (f"awaiting review; preview: {where}. Publish with `geoproc approve {job_id[:12]}`, or "
+                f"`geoproc reject {job_id[:12]} --reason ...`.")
+    if review["state"] in ("approved", "rejected"):
+        why = review.get("note") or review.get("reason")
+        return f"{review['state']} by {review['by']} at {review['at']}" + (f": {why}" if why else "")
+    return "publish=review: nothing staged yet"
 
 
 def jobs(status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,

@@ -84,6 +84,9 @@ class Driver:
         if job is not None and job.status in FINISHED and not self.force and not volatile and self._outputs_intact():
             self.emit("cached", {"job_id": self.job_id, "status": job.status})
             return job, True
+        if job is not None and job.status == JobStatus.REJECTED and not self.force:
+            self.emit("cached", {"job_id": self.job_id, "status": job.status})  # a decision; --force runs it again
+            return job, True
         self.ledger.create_job(self.job_id, self.jt.name, self.jt.normalized(self.params), len(self.jt.stages))
         followed = self.lease.take(wait=self.wait)
         if followed is not None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from ..bbox import union
 from ..ledger import Ledger
-from ..model import FailurePolicy, JobType
+from ..model import STAGED, FailurePolicy, JobType
 from ..status import JobStatus, TaskStatus
 
 Counts = dict[int, dict[str, int]]  # stage -> status -> number of tasks
@@ -65,7 +65,28 @@ def conclude(ledger: Ledger, job_type: JobType, params: BaseModel, job_id: str, 
                 {"stage": t["stage_name"], "key": t["key"], "code": t["error_code"],
                  "message": t["error_message"], "remediation": t["remediation"]}
                 for t in ledger.list_tasks(job_id, status=TaskStatus.FAILED, limit=MAX_LISTED_FAILURES)]}
-    return status, result, error
+    return held_for_review(ledger, job_id, status, values), result, error
+
+
+#: ledger event kinds of review decisions (written by :mod:`geoproc.lifecycle`)
+APPROVED, REJECTED = "review_approved", "review_rejected"
+
+
+def staged_digests(values: Iterable[Any]) -> list[str]:
+    """The digests of what the stages of a ``publish=review`` run staged (empty for other runs)."""
+    return [v[STAGED]["digest"] for v in values if isinstance(v, dict) and isinstance(v.get(STAGED), dict)]
+
+
+def held_for_review(ledger: Ledger, job_id: str, status: str, values: list[Any]) -> str:
+    """``awaiting_review`` for a finished run that staged its publishing, unless a reviewer already
+    approved exactly what it staged (a re-run that made nothing new stays published)."""
+    digests = staged_digests(values)
+    if not digests or status not in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS):
+        return status
+    decision = ledger.last_event(job_id, (APPROVED, REJECTED))
+    if decision and decision["kind"] == APPROVED and (decision["data"] or {}).get("digests") == digests:
+        return status
+    return JobStatus.AWAITING_REVIEW
 
 
 def record_bbox(ledger: Ledger, job_id: str, bbox: list[float] | None) -> None:

@@ -30,7 +30,7 @@ from ..stac.publish import SECRET_PARAMS
 from ..storage import listing
 from ..storage.urls import Location
 from ..units import utc_iso
-from .stac_stage import catalog_items, collection_id, item_result
+from .stac_stage import approve_items, catalog_items, collection_id, item_result, review_base
 
 
 class Params(StacOptions, JobParams):
@@ -60,7 +60,7 @@ def header_item(params: JSON, ctx: TaskContext) -> JSON:
                            last_modified=params.get("last_modified"), footprint=params.get("footprint", True),
                            statistics=params.get("statistics", False), checksum=params.get("checksum", False))
     return item_result(record, ctx, collection=params["collection"], id=item_id(params["name"]),
-                       datetime=params.get("datetime"), catalog=params.get("catalog"))
+                       datetime=params.get("datetime"), catalog=params.get("catalog"), review=params.get("review"))
 
 
 def plan_list(params: Params, previous: None) -> Iterator[TaskSpec]:
@@ -76,6 +76,7 @@ def plan_items(params: Params, previous: StageOutput) -> Iterator[TaskSpec]:
                 "last_modified": f.get("last_modified"), "collection": collection_id(params, params.input),
                 "catalog": params.stac_catalog, "datetime": params.stac_datetime,
                 "statistics": params.statistics, "checksum": params.checksum, "footprint": params.footprint,
+                "review": review_base(params, params.input),
             })
 
 
@@ -86,6 +87,11 @@ def count_files(params: Params, results: Iterator[JSON]) -> JSON:
 def catalog_headers(params: Params, results: Iterator[JSON]) -> JSON:
     """Driver side: load pgstac and write the collection from the stream of completed items."""
     return catalog_items(params, params.input, results)
+
+
+def approve_headers(params: Params, results: Iterator[JSON]) -> JSON:
+    """``geoproc approve``: publish the items a ``publish=review`` run staged."""
+    return approve_items(params, params.input, results)
 
 
 def job_result(params: Params, values: list[JSON | None]) -> JSON:
@@ -101,6 +107,7 @@ StacCatalog = JobType(
         Stage("list", handler="stac_catalog.list", plan=plan_list, aggregate=count_files, volatile=True,
               description="list the rasters below the input"),
         Stage("item", handler="stac_catalog.item", plan=plan_items, aggregate=catalog_headers, retry=STORAGE_RETRY,
+              publish=approve_headers,
               description="one STAC item per raster, from its header; then load pgstac and write the collection"),
     ),
     secret_params=SECRET_PARAMS,

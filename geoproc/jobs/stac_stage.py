@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import NO_PREDECESSOR_RESULT, TaskError
 from ..model import JSON, STORAGE_RETRY, Stage, TaskContext, TaskSpec
 from ..stac import StaticCatalog, create_item, item_id
-from ..stac.publish import default_collection_id
+from ..stac.publish import default_collection_id, review_root, stage_preview
 from ..stac.publish import publish as load_catalog
 from ..storage import open_fs, redact
 from ..units import utc_iso
@@ -25,18 +25,28 @@ log = logging.getLogger(__name__)
 
 
 def item_result(record: JSON, ctx: TaskContext, *, collection: str, id: str, datetime: str | None,
-                catalog: str | None) -> JSON:
+                catalog: str | None, review: str | None = None) -> JSON:
     """An item task's result: the STAC item of one raster record, written to the static catalog if asked.
 
     Both STAC jobs end their item tasks here, so an item built from a ``cog`` result and one built from
-    a header carry the same job fields and land in the catalog the same way.
+    a header carry the same job fields and land in the catalog the same way. With ``review`` (the base
+    of a ``publish=review`` job's preview) the item goes to the preview catalog, not the public one.
     """
     item = create_item(record, collection=collection, id=id, datetime=datetime, job_id=ctx.job_id,
                        job_type=ctx.job_type)
     out: JSON = {"id": item["id"], "item": item}
-    if catalog:
+    if review:
+        out["preview"] = review_root(review, ctx.job_id)
+        out["href"] = StaticCatalog(out["preview"], ctx.storage_options).write_item(item)
+    elif catalog:
         out["href"] = StaticCatalog(catalog, ctx.storage_options).write_item(item)
     return out
+
+
+def review_base(params: Any, output: str) -> str | None:
+    """What a ``publish=review`` job's preview sits beside (the public catalog, else ``output``); None
+    when the job publishes at once."""
+    return (params.stac_catalog or output) if params.publish == "review" else None
 
 
 def collection_id(params: Any, root: str) -> str:
@@ -45,8 +55,16 @@ def collection_id(params: Any, root: str) -> str:
 
 
 def catalog_items(params: Any, root: str, results: Iterator[JSON]) -> JSON:
-    """Driver side: load pgstac and write the collection from the stream of completed item tasks."""
+    """Driver side: load pgstac and write the collection from the stream of completed item tasks; with
+    ``publish=review``, only the preview's collection (the public step waits for ``geoproc approve``)."""
+    if params.publish == "review":
+        return stage_preview(params, collection_id(params, root), results)
     return load_catalog(params, collection_id(params, root), (r["item"] for r in results))
+
+
+def approve_items(params: Any, root: str, results: Iterator[JSON]) -> JSON:
+    """The public step of a reviewed job: the items from the ledger into the public catalog and pgstac."""
+    return load_catalog(params, collection_id(params, root), (r["item"] for r in results), write_items=True)
 
 
 def _relative(output: str, prefix: str) -> str:
@@ -76,7 +94,7 @@ def build_item(params: JSON, ctx: TaskContext) -> JSON:
         record.setdefault("last_modified", _last_modified(record["input"], ctx.storage_options))
     return item_result(record, ctx, collection=params["collection"],
                        id=item_id(_relative(record["output"], params["output_prefix"])),
-                       datetime=params.get("datetime"), catalog=params.get("catalog"))
+                       datetime=params.get("datetime"), catalog=params.get("catalog"), review=params.get("review"))
 
 
 def plan_items(params: Any, previous_keys: list[str]) -> Iterator[TaskSpec]:
@@ -85,7 +103,8 @@ def plan_items(params: Any, previous_keys: list[str]) -> Iterator[TaskSpec]:
     for key in previous_keys:
         yield TaskSpec(key=key, parent=key, params={
             "collection": collection_id(params, params.output), "output_prefix": params.output,
-            "catalog": params.stac_catalog, "datetime": params.stac_datetime})
+            "catalog": params.stac_catalog, "datetime": params.stac_datetime,
+            "review": review_base(params, params.output)})
 
 
 def catalog_outputs(params: Any, results: Iterator[JSON]) -> JSON | None:
@@ -94,7 +113,13 @@ def catalog_outputs(params: Any, results: Iterator[JSON]) -> JSON | None:
     return catalog_items(params, params.output, results)
 
 
+def approve_outputs(params: Any, results: Iterator[JSON]) -> JSON | None:
+    if not params.wants_stac:
+        return None
+    return approve_items(params, params.output, results)
+
+
 STAGE = Stage("stac", handler="stac.item", plan=plan_items, aggregate=catalog_outputs, lineage=True,
-              retry=STORAGE_RETRY,
+              retry=STORAGE_RETRY, publish=approve_outputs,
               description="one STAC item per output (stac_catalog / pgstac_dsn); then load pgstac and write the collection")
 HANDLERS = {"stac.item": build_item}

@@ -39,3 +39,11 @@ class EventsMixin(LedgerBase):
         q = sa.select(s.events).where(s.events.c.job_id == job_id).order_by(s.events.c.id).limit(limit)
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(q).mappings()]
+
+    def last_event(self, job_id: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+        """The job's latest event of one of ``kinds`` (a review decision, say), or None."""
+        q = (sa.select(s.events).where(s.events.c.job_id == job_id, s.events.c.kind.in_(kinds))
+             .order_by(s.events.c.id.desc()).limit(1))
+        with self.engine.connect() as c:
+            row = c.execute(q).mappings().first()
+        return dict(row) if row else None

@@ -6,6 +6,11 @@ parameters. Its item tasks build items (and write them into the static catalog, 
 stage aggregate calls :func:`publish` on the driver with the stream of item dicts from the ledger,
 which loads pgstac one checked batch at a time and writes the collection. The pgstac DSN is only ever
 used on the driver: task parameters never carry it.
+
+With ``publish="review"`` nothing public is written by the run: item tasks write into a preview
+catalog beside the public one (:func:`review_root`), the aggregate writes the preview's collection
+(:func:`stage_preview`), and :func:`publish` runs later, when a reviewer approves, with the items
+streamed from the ledger (``write_items=True``: the public static catalog gets its item files then).
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from ..model import STAGED
 from ..storage.urls import Location
 from .collections import CollectionStats, collection_dict
 
@@ -40,6 +46,9 @@ class StacOptions(BaseModel):
         None, description="pgstac database: 'env' (GEOPROC_PGSTAC_DSN on the driver) or a DSN; a password "
                           "in it is moved to a secret parameter that is never stored")
     pgstac_password: SecretStr | None = Field(None, description="pgstac password (secret; never stored)")
+    publish: Literal["auto", "review"] = Field(
+        "auto", description="'auto' publishes the STAC at once; 'review' writes the outputs and a preview "
+                            "catalog, and publishes only on `geoproc approve`")
 
     @model_validator(mode="before")
     @classmethod
@@ -94,24 +103,70 @@ def default_collection_id(source: str) -> str:
     return slug or "geoproc"
 
 
+def review_root(base: str, job_id: str) -> str:
+    """Where a job awaiting review keeps its preview catalog: ``<base>.review/<job id[:12]>``.
+
+    ``base`` is the public catalog's root, else the job's output (the directory of an output file).
+    The preview sits beside it, never inside it, so a public catalog served as files shows nothing
+    that was not approved; a container root (``az://out``) keeps it in ``az://out/_review/``.
+    """
+    base = base.rstrip("/")
+    if base.lower().endswith((".tif", ".tiff")) and "/" in base.split("://", 1)[-1]:
+        base = base.rsplit("/", 1)[0]
+    if "://" in base and "/" not in base.split("://", 1)[1]:
+        return f"{base}/_review/{job_id[:12]}"
+    return f"{base}.review/{job_id[:12]}"
+
+
+def stage_preview(opts: StacOptions, collection_id: str, results: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The review step that replaces :func:`publish`: the preview catalog's collection, and a digest.
+
+    ``results`` are item task results; each names the preview catalog it wrote its item into. The
+    digest covers every item, so an approval can tell whether a later run staged anything new.
+    """
+    from ..ids import canonical_json, sha256_hex
+    from .catalog import CATALOG_FILE, StaticCatalog
+
+    stats, digest, preview = CollectionStats(), [], None
+    for r in results:
+        stats.add(r["item"])
+        digest.append(sha256_hex(canonical_json(r["item"])))
+        preview = preview or r.get("preview")
+    staged: dict[str, Any] = {"items": stats.count, "digest": sha256_hex("".join(sorted(digest))),
+                              "catalog": None}
+    if preview:
+        meta = {"description": opts.stac_description, "license": opts.stac_license}
+        StaticCatalog(preview).write_collection(collection_id, stats, **meta)
+        staged["catalog"] = f"{preview}/{CATALOG_FILE}"
+    return {"collection": collection_id, "items": stats.count, "extent": stats.extent(), STAGED: staged}
+
+
 def publish(opts: StacOptions, collection_id: str, items: Iterable[dict[str, Any]],
-            batch_size: int = 1000) -> dict[str, Any]:
+            batch_size: int = 1000, *, write_items: bool = False) -> dict[str, Any]:
     """Catalog a stream of items: pgstac (checked batches) and/or the static catalog's collection.
 
     The stream is read once. With pgstac the collection is upserted before the first batch (items
     need it) and again at the end with the full extent; both upserts merge with what is stored.
-    Items were already written to the static catalog by the tasks that made them; here only the
-    collection file and the root catalog are written.
+    Items were already written to the static catalog by the tasks that made them (``write_items``:
+    an approval, whose items were only in the preview, writes them here); then the collection file
+    and the root catalog are written.
     """
     from .pgstac import LoadReport
 
     stats = CollectionStats()
     meta = {"description": opts.stac_description, "license": opts.stac_license}
     out: dict[str, Any] = {"collection": collection_id}
+    static = None
+    if opts.stac_catalog and write_items:
+        from .catalog import StaticCatalog
+
+        static = StaticCatalog(opts.stac_catalog)
 
     def counted(stream: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for item in stream:
             stats.add(item)
+            if static is not None:
+                static.write_item(item)
             yield item
 
     if opts.pgstac_dsn:

@@ -82,3 +82,32 @@ def _sha256(url: str, storage_options: Mapping[str, Any] | None, chunk: int = 8 
                 h.update(block)
     return h.hexdigest()
 
+
+
+def remove_unchanged(files: Iterable[WrittenFile], storage_options: Mapping[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """Delete each of ``files`` whose bytes still hash to the recorded sha256; keep every other one.
+
+    Returns ``{"removed": [...], "gone": [...], "refused": {url: reason}}``. A file changed since it
+    was written (someone else's work now), or one with no recorded checksum, is refused and kept:
+    geoproc deletes only what it can prove it wrote. A file already gone counts as done, so a removal
+    that was interrupted can simply run again.
+    """
+    out: dict[str, Any] = {"removed": [], "gone": [], "refused": {}}
+    for url, _size, sha in files:
+        if not sha:
+            out["refused"][url] = "no checksum recorded"
+            continue
+        fs, path = open_fs(url, storage_options)
+        with storage_errors(url, "read"):
+            if not fs.exists(path):
+                out["gone"].append(url)
+                continue
+            found = _sha256(url, storage_options)
+        if found != sha:
+            out["refused"][url] = "changed since geoproc wrote it (sha256 differs)"
+            continue
+        with storage_errors(url, "delete"):
+            fs.rm(path)
+        out["removed"].append(url)
+    return out
