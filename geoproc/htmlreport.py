@@ -32,7 +32,7 @@ STATUS_COLOURS: dict[str, str] = {
     JobStatus.COMPLETED: "#2e7d32", JobStatus.COMPLETED_WITH_ERRORS: "#b7791f", JobStatus.FAILED: "#c62828",
     JobStatus.CANCELLED: "#8e24aa", JobStatus.RUNNING: "#0277bd", JobStatus.PENDING: "#607d8b",
     TaskStatus.SKIPPED: "#b7791f", JobStatus.INTERRUPTED: "#8e24aa", JobStatus.AWAITING_REVIEW: "#1565c0",
-    JobStatus.REJECTED: "#c62828",
+    JobStatus.REJECTED: "#c62828", JobStatus.UNPUBLISHED: "#8e24aa",
 }
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 

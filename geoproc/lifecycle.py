@@ -1,10 +1,15 @@
-"""The publishing lifecycle of a job: review before publishing, then approve or reject.
+"""The publishing lifecycle of a job: review before publishing, approve or reject, unpublish.
 
 A job run with ``publish=review`` writes its outputs and a preview catalog, and ends
 ``awaiting_review``: nothing reaches pgstac or the public static catalog. :func:`approve` runs the
 public step each stage held back (:attr:`geoproc.model.Stage.publish`) with that stage's results
 from the ledger; :func:`reject` closes the job and, if asked, removes what it wrote. Each decision is
 an event in the ledger that says who decided, when and why; ``geoproc status`` and ``events`` show it.
+
+:func:`unpublish` takes a published job back: its STAC items out of pgstac and the static catalog
+(whose collections are recomputed from what remains), then the files its tasks wrote, but only those
+whose sha256 still matches the ledger's record. It plans by default and acts with ``yes``; each step
+is an event, and every step can run again, so an interrupted unpublish is finished by running it again.
 
 A decision holds the job's lease while it acts, as a driver does: two reviewers cannot decide at
 once, and a run cannot start under a decision. An approval interrupted halfway is simply given
@@ -17,26 +22,33 @@ import getpass
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from .api import JobResult, job_summary
 from .engine.batching import written_files
 from .engine.verdict import APPROVED, REJECTED
 from .errors import InvalidSetting, JobBusy, UserError
-from .jobs import get_job
+from .jobs import ALL_JOBS, get_job
 from .ledger import JobRecord, Ledger, open_ledger, owner_token
-from .model import STAGED, JobType
+from .model import STAGED, JobType, WrittenFile
 from .settings import Settings
-from .status import JobStatus
+from .status import JobStatus, TaskStatus
 from .storage import open_fs, redact, resolve_storage_options
 from .storage.outputs import remove_unchanged
 from .units import utc_iso
 
-__all__ = ["ReviewRefused", "approve", "reject", "review_state", "reviewer"]
+UNPUBLISHED = "unpublished"  # the event that closes a job's unpublish
+
+__all__ = ["ReviewRefused", "UnpublishRefused", "approve", "reject", "review_state", "reviewer", "unpublish"]
 
 
 class ReviewRefused(UserError):
     """The job is not awaiting review: never held for one, not finished, or already decided."""
+
+
+class UnpublishRefused(UserError):
+    """Nothing to unpublish, or nothing geoproc can prove it wrote."""
 
 
 def reviewer(by: str | None = None) -> str:
@@ -176,3 +188,166 @@ def review_state(led: Ledger, job: JobRecord) -> dict[str, Any] | None:
     data = decision["data"] or {}
     return {"state": "approved" if decision["kind"] == APPROVED else "rejected", "by": data.get("by"),
             "at": utc_iso(decision["at"]), "note": data.get("note"), "reason": data.get("reason")}
+
+
+# --- unpublish ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Withdrawal:
+    """What unpublishing one job takes back: its items (ids in one collection) and the files it wrote."""
+
+    job: JobRecord
+    params: Any
+    collection: str | None = None
+    items: list[str] = field(default_factory=list)
+    outputs: list[WrittenFile] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.params
+        return {"job_id": self.job.job_id, "job_type": self.job.job_type, "collection": self.collection,
+                "items": self.items, "outputs": [redact(u) for u, _, _ in self.outputs],
+                "static_catalog": redact(p.stac_catalog) if getattr(p, "stac_catalog", None) else None,
+                "pgstac": bool(getattr(p, "pgstac_dsn", None))}
+
+
+def _withdrawal(led: Ledger, job: JobRecord, item: str | None = None) -> Withdrawal:
+    """The job's published items (or the one named ``item``) and the files of the tasks behind them."""
+    jt = get_job(job.job_type)
+    if not any(st.publish or st.outputs for st in jt.stages):
+        raise UnpublishRefused(f"Job {job.job_id[:12]} ({job.job_type}) publishes nothing and records no "
+                               "outputs: there is nothing to unpublish.")
+    w = Withdrawal(job, jt.validate(job.params))
+    keys: set[str] = set()
+    for i, st in enumerate(jt.stages):
+        if st.publish is None:
+            continue
+        for t in led.list_tasks(job.job_id, status=TaskStatus.COMPLETED, stage=i, limit=None):
+            r = t["result"] or {}
+            if item is None or r.get("id") == item:
+                w.items.append(r["id"])
+                w.collection = (r.get("item") or {}).get("collection", w.collection)
+                keys.add(t["key"])
+    for i, st in enumerate(jt.stages):
+        if st.outputs is None:
+            continue
+        rows = led.list_tasks(job.job_id, status=TaskStatus.COMPLETED, stage=i, limit=None)
+        found, _ = written_files(st.outputs, w.params, ((None, t["result"]) for t in rows
+                                                        if item is None or t["key"] in keys))
+        w.outputs += found
+    return w
+
+
+def _jobs_of(led: Ledger, collection: str) -> list[JobRecord]:
+    """The jobs whose published items are in ``collection``, oldest first."""
+    out = []
+    for job in reversed(led.list_jobs(limit=100_000)):
+        jt = get_job(job.job_type) if job.job_type in ALL_JOBS else None
+        if jt is None or job.status not in PUBLISHED:
+            continue
+        values = led.stage_results(job.job_id)
+        if any(st.publish and isinstance(values.get(i), dict) and values[i].get("collection") == collection
+               for i, st in enumerate(jt.stages)):
+            out.append(job)
+    return out
+
+
+def unpublish(job_id: str | None = None, *, collection: str | None = None, item: str | None = None,
+              yes: bool = False, by: str | None = None, ledger: str | Ledger | None = None,
+              settings: Settings | None = None) -> dict[str, Any]:
+    """Take back what a job published: ``job_id``, or every job that published into ``collection``
+    (``item``: only that item, and the file behind it).
+
+    Without ``yes`` nothing changes: the result is the plan. With it, per job: items out of pgstac and
+    the static catalog (collections recomputed), then the outputs whose sha256 still matches the
+    ledger (changed ones are kept and listed under ``refused``). A whole job ends ``unpublished``.
+    """
+    if bool(job_id) == bool(collection):
+        raise InvalidSetting("unpublish needs a job id, or --collection (with --item for one item)")
+    if item and not collection:
+        raise InvalidSetting("--item needs --collection: item ids are unique only within a collection")
+    settings = settings or Settings()
+    who = reviewer(by)
+    led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger or settings.ledger, settings)
+    try:
+        if job_id:
+            jobs = [led.find_job(job_id)]
+        else:
+            jobs = _jobs_of(led, collection)  # type: ignore[arg-type]
+            if not jobs:
+                raise UnpublishRefused(f"No job in the ledger {led.url} published the collection {collection!r}; "
+                                       "`geoproc jobs` lists what ran here.")
+        plans = [_withdrawal(led, _published(led, job), item) for job in jobs]
+        plans = [w for w in plans if w.items or w.outputs]
+        if item and not plans:
+            raise UnpublishRefused(f"No job in the ledger {led.url} published the item {item!r} in {collection!r}.")
+        for w in plans:
+            if w.outputs and not any(sha for _, _, sha in w.outputs):
+                raise UnpublishRefused(
+                    f"The ledger holds no checksums for the {len(w.outputs)} outputs of job {w.job.job_id[:12]}, so "
+                    "geoproc cannot tell its files from files changed since; it deletes nothing it cannot prove it "
+                    f"wrote. Remove them by hand if they are yours (first: {redact(w.outputs[0][0])}).")
+        if not yes:
+            return {"dry_run": True, "jobs": [w.to_dict() for w in plans]}
+        return {"dry_run": False, "jobs": [_withdraw(led, w, who, item, settings) for w in plans]}
+    finally:
+        if not isinstance(ledger, Ledger):
+            led.close()
+
+
+PUBLISHED = frozenset({JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED,
+                       JobStatus.CANCELLED, JobStatus.INTERRUPTED})
+
+
+def _published(led: Ledger, job: JobRecord) -> JobRecord:
+    """The job, if it may be unpublished: it ran (its items were published as it went), and it was not
+    held for review (reject that instead) nor already taken back."""
+    if job.status == JobStatus.AWAITING_REVIEW:
+        raise UnpublishRefused(f"Job {job.job_id[:12]} awaits review and published nothing; reject it instead "
+                               f"(`geoproc reject {job.job_id[:12]} --reason ... --delete-outputs`).")
+    if job.status in (JobStatus.UNPUBLISHED, JobStatus.REJECTED):
+        done = led.last_event(job.job_id, (UNPUBLISHED, REJECTED))
+        who = f" by {(done['data'] or {}).get('by')} at {utc_iso(done['at'])}" if done else ""
+        raise UnpublishRefused(f"Job {job.job_id[:12]} was already {job.status}{who}.")
+    return job
+
+
+def _withdraw(led: Ledger, w: Withdrawal, who: str, item: str | None, settings: Settings) -> dict[str, Any]:
+    """Unpublish one planned job, step by step, each step an event; every step may run again."""
+    from .stac import StaticCatalog
+    from .stac.pgstac import connect, delete_items
+
+    job_id, p = w.job.job_id, w.params
+    owner = owner_token()
+    if not led.acquire_lease(job_id, owner, settings.lease_ttl):
+        raise JobBusy(f"Job {job_id[:12]} is being run or decided by another process; unpublish it when that is done.")
+    try:
+        storage_options = resolve_storage_options()
+        done: dict[str, Any] = {**w.to_dict(), "pgstac_deleted": 0, "static_removed": 0}
+        led.event(job_id, "unpublish_started", message=f"by {who}" + (f", item {item}" if item else ""),
+                  data={"by": who, "item": item, "items": len(w.items), "outputs": len(w.outputs)})
+        if w.items and getattr(p, "pgstac_dsn", None):
+            with connect(p.dsn()) as db:
+                done["pgstac_deleted"] = delete_items(db, w.collection, w.items)  # type: ignore[arg-type]
+            led.event(job_id, "unpublish_pgstac", message=f"{done['pgstac_deleted']} items deleted from "
+                      f"{w.collection}", data={"collection": w.collection, "deleted": done["pgstac_deleted"]})
+        if w.items and getattr(p, "stac_catalog", None):
+            cat = StaticCatalog(p.stac_catalog, storage_options)
+            done["static_removed"] = sum(cat.remove_item(w.collection, i) for i in w.items)  # type: ignore[arg-type]
+            cat.recompute_collection(w.collection)  # type: ignore[arg-type]
+            led.event(job_id, "unpublish_static", message=f"{done['static_removed']} item files removed",
+                      data={"catalog": redact(p.stac_catalog), "removed": done["static_removed"]})
+        removal = remove_unchanged(w.outputs, storage_options)
+        done.update({"removed": [redact(u) for u in removal["removed"]], "gone": [redact(u) for u in removal["gone"]],
+                     "refused": {redact(u): why for u, why in removal["refused"].items()}})
+        if w.outputs:
+            led.event(job_id, "unpublish_outputs", message=f"{len(done['removed'])} removed, {len(done['refused'])} "
+                      "refused", data={k: done[k] for k in ("removed", "gone", "refused")})
+        if item is None:
+            led.update_job(job_id, status=JobStatus.UNPUBLISHED)
+        led.event(job_id, UNPUBLISHED if item is None else "item_unpublished",
+                  message=f"unpublished by {who}" + (f": item {item}" if item else ""),
+                  data={"by": who, "item": item, "refused": done["refused"]})
+        return done
+    finally:
+        led.release_lease(job_id, owner)

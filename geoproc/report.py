@@ -33,7 +33,7 @@ STATUS_STYLE: dict[str, str] = {
     JobStatus.COMPLETED: "green", JobStatus.COMPLETED_WITH_ERRORS: "yellow", JobStatus.FAILED: "red",
     JobStatus.CANCELLED: "magenta", JobStatus.RUNNING: "cyan", JobStatus.PENDING: "white",
     JobStatus.INTERRUPTED: "magenta", TaskStatus.SKIPPED: "yellow", JobStatus.AWAITING_REVIEW: "blue",
-    JobStatus.REJECTED: "red",
+    JobStatus.REJECTED: "red", JobStatus.UNPUBLISHED: "magenta",
 }
 #: the task columns of a stage table, in the order they are shown
 TASK_COLUMNS = STAGE_COLUMNS

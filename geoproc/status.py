@@ -31,11 +31,14 @@ class JobStatus(StrEnum):
     INTERRUPTED = "interrupted"
     AWAITING_REVIEW = "awaiting_review"  # publish=review: outputs and a preview written, nothing published
     REJECTED = "rejected"  # a reviewer turned the job down; re-submitting it computes nothing
+    UNPUBLISHED = "unpublished"  # its STAC items and outputs were taken back; re-submitting computes nothing
 
 
 #: a finished job: re-submitting it computes nothing
 FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.AWAITING_REVIEW})
 #: a job that will not change again without a new run (or a reviewer's decision)
-TERMINAL = FINISHED | {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.REJECTED}
+TERMINAL = FINISHED | {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.REJECTED, JobStatus.UNPUBLISHED}
+#: decisions taken on a job after it ran: re-submitting it computes nothing (``--force`` runs it again)
+DECIDED = frozenset({JobStatus.REJECTED, JobStatus.UNPUBLISHED})
 #: tasks that `geoproc retry` sets back to pending
 RETRYABLE = (TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED)

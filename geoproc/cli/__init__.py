@@ -3,11 +3,12 @@
 Exit codes (also in the README):
 
 ====  =====================================================================
-0     the job completed (or the command succeeded)
-1     the job failed
+0     the job completed or awaits review (or the command succeeded)
+1     the job failed, or was rejected or unpublished
 2     user error: unknown job, bad parameter, bad spec file, unknown job id, inputs refused before
       anything ran (the code and its remediation are printed)
-3     the job completed with errors (some tasks failed; see ``geoproc tasks``)
+3     the job completed with errors (some tasks failed; see ``geoproc tasks``); ``unpublish`` kept files
+      changed since the job wrote them
 4     the job was cancelled
 5     environment error: ledger, storage or cluster unusable
 130   interrupted (SIGINT/SIGTERM); run the same job again to resume
@@ -72,7 +73,7 @@ def _options(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
 
 
 for _fn in (running.run, running.plan, running.cog, views.status, views.jobs, views.tasks, running.retry,
-            views.cancel, views.events, review.approve, review.reject, info.samples, info.doctor, views.report,
+            views.cancel, views.events, review.approve, review.reject, review.unpublish, info.samples, info.doctor, views.report,
             info.codes):
     app.command()(_fn)
 app.command("list")(info.list_jobs)

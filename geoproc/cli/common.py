@@ -26,6 +26,7 @@ err = Console(stderr=True)  # progress, notices and errors: never mixed into the
 EXIT_STATUS: dict[str, int] = {
     JobStatus.COMPLETED: 0, JobStatus.FAILED: 1, JobStatus.COMPLETED_WITH_ERRORS: 3, JobStatus.CANCELLED: 4,
     JobStatus.INTERRUPTED: 130, JobStatus.AWAITING_REVIEW: 0, JobStatus.REJECTED: 1,
+    JobStatus.UNPUBLISHED: 1,
 }
 #: the exit code of a command that raised, by the error's class (first match wins)
 EXIT_ERROR: list[tuple[type[BaseException], int]] = [

@@ -1,4 +1,5 @@
-"""Commands of the publishing lifecycle: ``approve`` and ``reject`` a job run with ``publish=review``."""
+"""Commands of the publishing lifecycle: ``approve`` or ``reject`` a job run with ``publish=review``, and
+``unpublish`` what a job published."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from .. import lifecycle
-from .common import JobIdArg, JsonOpt, LedgerOpt, out, print_json
+from ..status import JobStatus
+from .common import EXIT_STATUS, JobIdArg, JsonOpt, LedgerOpt, err, out, print_json
 
 ByOpt = Annotated[str | None, typer.Option("--by", help="Who decides (default: $GEOPROC_USER, else the login name).")]
 
@@ -34,3 +37,32 @@ def reject(job_id: JobIdArg,
         print_json(res.to_dict())
         return
     out.print(f"Job {res.job_id[:12]} rejected by {escape(lifecycle.reviewer(by))}.")
+
+
+def unpublish(job_id: Annotated[str | None, typer.Argument(help="Job id or unambiguous prefix.")] = None,
+              collection: Annotated[str | None, typer.Option(help="Every job that published into this "
+                                                                  "collection, instead of one job.")] = None,
+              item: Annotated[str | None, typer.Option(help="Only this item of --collection (and its file).")] = None,
+              yes: Annotated[bool, typer.Option("--yes", help="Act; without it, only show what would go.")] = False,
+              by: ByOpt = None, ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
+    """Take back what a job published: its STAC items (pgstac, static catalog) and the files it wrote.
+
+    A dry run unless --yes. Only files whose sha256 still matches what the job recorded are removed;
+    changed ones are kept and listed (exit 3). Interrupted, it finishes when run again.
+    """
+    res = lifecycle.unpublish(job_id, collection=collection, item=item, yes=yes, by=by, ledger=ledger)
+    refused = any(j.get("refused") for j in res["jobs"])
+    if as_json:
+        print_json(res)
+    else:
+        t = Table("job", "collection", "items", "outputs", "refused" if yes else "static / pgstac",
+                  title="unpublished" if yes else "would unpublish (dry run; --yes to act)")
+        for j in res["jobs"]:
+            last = str(len(j["refused"])) if yes else f"{j['static_catalog'] or '-'} / {'yes' if j['pgstac'] else '-'}"
+            t.add_row(j["job_id"][:12], escape(str(j["collection"] or "-")), str(len(j["items"])),
+                      str(len(j.get("removed", j["outputs"]))), escape(last))
+        out.print(t)
+        for j in res["jobs"]:
+            for url, why in (j.get("refused") or {}).items():
+                err.print(f"[yellow]kept[/] {escape(url)}: {escape(why)}")
+    raise typer.Exit(EXIT_STATUS[JobStatus.COMPLETED_WITH_ERRORS] if refused else 0)

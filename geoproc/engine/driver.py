@@ -28,7 +28,7 @@ from ..errors import JobNotFound
 from ..ledger import JobRecord, Ledger
 from ..model import JobType, StageOutput
 from ..settings import Settings
-from ..status import FINISHED, JobStatus
+from ..status import DECIDED, FINISHED, JobStatus
 from ..storage import resolve_storage_options
 from ..storage.outputs import missing_or_changed
 from . import cluster as cluster_mod
@@ -84,7 +84,7 @@ class Driver:
         if job is not None and job.status in FINISHED and not self.force and not volatile and self._outputs_intact():
             self.emit("cached", {"job_id": self.job_id, "status": job.status})
             return job, True
-        if job is not None and job.status == JobStatus.REJECTED and not self.force:
+        if job is not None and job.status in DECIDED and not self.force:
             self.emit("cached", {"job_id": self.job_id, "status": job.status})  # a decision; --force runs it again
             return job, True
         self.ledger.create_job(self.job_id, self.jt.name, self.jt.normalized(self.params), len(self.jt.stages))

@@ -114,6 +114,37 @@ class StaticCatalog:
         self._link_child(collection_id, coll.get("title"), catalog_id, catalog_description)
         return {"url": f"{self.root}/{collection_id}/{COLLECTION_FILE}", "items": n, "extent": coll["extent"]}
 
+    def remove_item(self, collection_id: str, item_id: str) -> bool:
+        """Delete one item's directory; returns whether it was there (a removal may be run again)."""
+        directory = posixpath.dirname(self.item_path(collection_id, item_id))
+        if not self.fs.exists(directory):
+            return False
+        self.fs.rm(directory, recursive=True)
+        return True
+
+    def recompute_collection(self, collection_id: str) -> dict[str, Any] | None:
+        """Rewrite a collection from the items it still holds: links, extent and summaries computed
+        afresh (after items were removed, a merge would keep the old extent). None when there is no
+        such collection."""
+        existing = self.read_json(self.collection_path(collection_id))
+        if existing is None:
+            return None
+        stats = CollectionStats()
+        for rel in self.item_files(collection_id):
+            item = self.read_json(posixpath.join(self.path, collection_id, rel))
+            if item:
+                stats.add(item)
+        kwargs = {k: existing[k] for k in ("description", "title", "license", "keywords") if existing.get(k)}
+        coll = collection_dict(collection_id, stats, **kwargs)
+        if not stats.count:  # nothing left to reduce over: keep the last extent rather than the whole Earth
+            coll["extent"] = existing.get("extent", coll["extent"])
+        coll["links"] = [
+            {"rel": "root", "href": f"../{CATALOG_FILE}", "type": JSON_MEDIA_TYPE},
+            {"rel": "parent", "href": f"../{CATALOG_FILE}", "type": JSON_MEDIA_TYPE},
+        ]
+        n = self._stream_collection(collection_id, coll)
+        return {"url": f"{self.root}/{collection_id}/{COLLECTION_FILE}", "items": n, "extent": coll["extent"]}
+
     def _stream_collection(self, collection_id: str, coll: dict[str, Any]) -> int:
         """Write ``coll`` with one ``item`` link per stored item, streaming the links."""
         marker = "\u0000geoproc-item-links\u0000"

@@ -32,6 +32,7 @@ from itertools import islice
 from typing import Any
 
 from ..errors import PgstacError, PgstacLoadIncomplete, PgstacNotConfigured
+from ..units import utc_iso
 from .collections import CollectionStats, collection_dict
 
 log = logging.getLogger(__name__)
@@ -263,3 +264,38 @@ def search(db: Any, query: dict[str, Any]) -> dict[str, Any]:
     import json
 
     return db.query_one("SELECT search(%s::jsonb)", [json.dumps(query)])
+
+
+def delete_items(db: Any, collection: str, ids: list[str]) -> int:
+    """Delete ``ids`` from ``collection``; ids that are not there are no error (a removal may be run
+    again). Then recompute the collection's extent and summaries from the items that remain.
+    Returns how many items were deleted."""
+    from psycopg.types.json import Jsonb
+
+    conn = db.connect()
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT content FROM collections WHERE id = %s FOR UPDATE", [collection])
+        row = cur.fetchone()
+        if row is None:
+            return 0
+        cur.execute("DELETE FROM items WHERE collection = %s AND id = ANY(%s) RETURNING id", [collection, ids])
+        deleted = len(cur.fetchall())
+        # from the rows themselves: pgstac's collection_extent() reads partition statistics, which it
+        # refreshes later, and would still report the deleted items
+        cur.execute("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), lo, hi FROM (SELECT "
+                    "ST_Extent(geometry)::geometry AS e, min(datetime) AS lo, max(end_datetime) AS hi "
+                    "FROM items WHERE collection = %s) AS x", [collection])
+        *bbox, lo, hi = cur.fetchone()
+        extent = None if bbox[0] is None else {
+            "spatial": {"bbox": [[float(v) for v in bbox]]},
+            "temporal": {"interval": [[utc_iso(lo), utc_iso(hi)]]}}
+        cur.execute("SELECT DISTINCT content->'properties'->>'proj:code' FROM items WHERE collection = %s",
+                    [collection])
+        codes = sorted(c for (c,) in cur.fetchall() if c)
+        content = dict(row[0])
+        if extent:  # pgstac's own reduction over the stored items; an emptied collection keeps its last one
+            content["extent"] = extent
+        summaries = {k: v for k, v in (content.get("summaries") or {}).items() if k != "proj:code"}
+        content["summaries"] = {**summaries, **({"proj:code": codes} if codes else {})}
+        cur.execute("UPDATE collections SET content = %s WHERE id = %s", [Jsonb(content), collection])
+    return deleted
