@@ -36,11 +36,12 @@ from .settings import Settings
 from .status import JobStatus, TaskStatus
 from .storage import open_fs, redact, resolve_storage_options
 from .storage.outputs import remove_unchanged
+from .storage.urls import canonical
 from .units import utc_iso
 
 UNPUBLISHED = "unpublished"  # the event that closes a job's unpublish
 
-__all__ = ["ReviewRefused", "UnpublishRefused", "approve", "reject", "review_state", "reviewer", "unpublish"]
+__all__ = ["ReviewRefused", "UnpublishRefused", "approve", "reject", "review_state", "reviewer", "unpublish", "history"]
 
 
 class ReviewRefused(UserError):
@@ -351,3 +352,31 @@ def _withdraw(led: Ledger, w: Withdrawal, who: str, item: str | None, settings: 
         return done
     finally:
         led.release_lease(job_id, owner)
+
+
+# --- history -----------------------------------------------------------------------------------------
+
+
+def history(url: str, *, ledger: str | Ledger | None = None, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """An output's revisions, oldest first: every job that wrote ``url``, the sha256 and size it
+    recorded, when, and the revision number (one more for each new content; a job that kept the
+    file as it was writes no new revision). ``current`` marks the revision the ledger says is there now.
+    """
+    settings = settings or Settings()
+    led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger or settings.ledger, settings, read_only=True)
+    try:
+        rows = led.output_history(redact(canonical(url)))
+    finally:
+        if not isinstance(ledger, Ledger):
+            led.close()
+    revisions: dict[str | None, int] = {}
+    out = []
+    for r in rows:
+        key = r["sha256"] or f"unknown-{r['id']}"
+        revisions.setdefault(key, len(revisions) + 1)
+        out.append({"revision": revisions[key], "job_id": r["job_id"], "job_type": r["job_type"],
+                    "status": r["status"], "sha256": r["sha256"], "size": r["size"], "at": utc_iso(r["at"]),
+                    "current": False})
+    if out:
+        out[-1]["current"] = True
+    return out

@@ -189,8 +189,9 @@ class StageOutput:
         return self._results()
 
 
-#: task param set on a task that runs again because its output is gone or changed: a handler that keeps
-#: an existing output it recognises (the cog job's reuse) must replace it instead
+#: task param set on a task that runs again because its output is gone or changed (its value: the result
+#: the task recorded): a handler that keeps an existing output it recognises (the cog job's reuse) must
+#: replace it instead, with the same output as before (the same revision)
 REMAKE = "remake_outputs"
 #: key of a stage value whose public step waits for a review: ``{"preview": URL, "digest": HEX, ...}``
 STAGED = "staged"

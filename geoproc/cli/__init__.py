@@ -73,7 +73,7 @@ def _options(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
 
 
 for _fn in (running.run, running.plan, running.cog, views.status, views.jobs, views.tasks, running.retry,
-            views.cancel, views.events, review.approve, review.reject, review.unpublish, info.samples, info.doctor, views.report,
+            views.cancel, views.events, review.approve, review.reject, review.unpublish, review.history, info.samples, info.doctor, views.report,
             info.codes):
     app.command()(_fn)
 app.command("list")(info.list_jobs)

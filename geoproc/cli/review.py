@@ -1,5 +1,5 @@
 """Commands of the publishing lifecycle: ``approve`` or ``reject`` a job run with ``publish=review``, and
-``unpublish`` what a job published."""
+``unpublish`` what a job published, and an output's ``history``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.table import Table
 
 from .. import lifecycle
 from ..status import JobStatus
+from ..units import human_bytes
 from .common import EXIT_STATUS, JobIdArg, JsonOpt, LedgerOpt, err, out, print_json
 
 ByOpt = Annotated[str | None, typer.Option("--by", help="Who decides (default: $GEOPROC_USER, else the login name).")]
@@ -66,3 +67,20 @@ def unpublish(job_id: Annotated[str | None, typer.Argument(help="Job id or unamb
             for url, why in (j.get("refused") or {}).items():
                 err.print(f"[yellow]kept[/] {escape(url)}: {escape(why)}")
     raise typer.Exit(EXIT_STATUS[JobStatus.COMPLETED_WITH_ERRORS] if refused else 0)
+
+
+def history(url: Annotated[str, typer.Argument(help="An output's URL (local path, az://...).")],
+            ledger: LedgerOpt = None, as_json: JsonOpt = False) -> None:
+    """List an output's revisions: the jobs that wrote it, with the sha256 and size each recorded."""
+    rows = lifecycle.history(url, ledger=ledger)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        err.print(f"No job in this ledger wrote {escape(url)}.")
+        raise typer.Exit(2)
+    t = Table("revision", "job", "type", "status", "written", "size", "sha256", title=escape(url))
+    for r in rows:
+        t.add_row(str(r["revision"]) + (" (current)" if r["current"] else ""), r["job_id"][:12], r["job_type"] or "?",
+                  r["status"] or "?", r["at"], human_bytes(r["size"]), (r["sha256"] or "-")[:16])
+    out.print(t)

@@ -157,23 +157,26 @@ class Planner:
                    or r["parent_id"] in rerun_parent]
         for r in pending:
             if r["task_id"] in remake:  # its earlier output is damaged: the handler must not keep it
-                r["params"] = {**r["params"], REMAKE: True}
+                r["params"] = {**r["params"], REMAKE: remake[r["task_id"]] or True}
         return pending
 
-    def _check_outputs(self, si: int, outputs: Callable[[Any, dict], Any], states: dict[str, Any]) -> set[str]:
+    def _check_outputs(self, si: int, outputs: Callable[[Any, dict], Any], states: dict[str, Any]) -> dict[str, Any]:
         """Put back to pending the completed tasks whose output files are gone or changed.
 
         The ledger says what was done; the storage says whether it is still there. A deleted COG is
         made again (and the lineage tasks after it, such as its STAC item, run again with it).
+        Returns task id -> the result it recorded, which the handler receives as ``params[REMAKE]``:
+        it makes the same output again (the same revision), not a new one.
         """
         stage = self.jt.stages[si]
         done = [tid for tid, (status, _) in states.items() if status == TaskStatus.COMPLETED]
-        files, owners = written_files(outputs, self.params, self.ledger.results(done).items())
+        earlier = self.ledger.results(done)
+        files, owners = written_files(outputs, self.params, earlier.items())
         if not files:
-            return set()
+            return {}
         bad = missing_or_changed(files, self.storage_options, verify=self.verify)
         if not bad:
-            return set()
+            return {}
         redo = sorted({tid for url in bad for tid in owners[url]})
         self.ledger.reset_tasks(self.job_id, task_ids=redo)
         for tid in redo:
@@ -185,7 +188,7 @@ class Planner:
                  stage.name, len(bad))
         self.emit("notice", {"message": f"{stage.name}: {len(bad)} output(s) missing or changed since their task "
                                         f"completed (e.g. {redact(url)}: {why}); making them again"})
-        return set(redo)
+        return {tid: earlier.get(tid) for tid in redo}
 
     def _drop_unplanned(self, si: int, states: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         """Forget the tasks an earlier run planned that this plan no longer has (their input vanished).

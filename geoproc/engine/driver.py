@@ -173,7 +173,8 @@ class Driver:
             link = client.dashboard_link if "dashboard" in info.get("services", {}) else None
             self.emit("cluster", {"dashboard": link, "workers": n_workers})
             submission = Submission(client, self.ledger, self.jt, self.job_id, self.lease, handlers=self.handlers,
-                                    storage_options=self.storage_options, settings=self.settings, emit=self.emit)
+                                    storage_options=self.storage_options, settings=self.settings, emit=self.emit,
+                                    params=self.params)
             previous: StageOutput | None = None
             i = 0
             try:

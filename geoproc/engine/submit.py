@@ -39,8 +39,10 @@ class Submission:
     """
 
     def __init__(self, client: Any, ledger: Ledger, job_type: JobType, job_id: str, lease: Lease, *,
-                 handlers: Mapping[str, Handler], storage_options: dict, settings: Settings, emit: EventSink):
+                 handlers: Mapping[str, Handler], storage_options: dict, settings: Settings, emit: EventSink,
+                 params: Any = None):
         self.client, self.ledger, self.jt, self.job_id, self.lease = client, ledger, job_type, job_id, lease
+        self.params = params  # the stages' ``outputs`` read them to name the files a task wrote
         self.handlers, self.storage_options, self.settings, self.emit = handlers, storage_options, settings, emit
         self.executed = 0
         self.bbox: list[float] | None = None
@@ -75,7 +77,7 @@ class Submission:
                 if fut is not None:
                     remaining -= 1
                     n = index[fut.key]
-                    outs = self._outcomes(fut, batches[n])
+                    outs = self._written(self._outcomes(fut, batches[n]), batches[n].stage)
                     futures[n] = None  # dependants keep what they need on the scheduler
                     buffer.extend(outs)
                     self.emit("progress", {"stage": batches[n].stage, "done": len(outs),
@@ -107,6 +109,15 @@ class Submission:
                                          key=key, priority=b.stage - base_stage, retries=2)
             futures.append(fut)
         return futures
+
+    def _written(self, outcomes: list[dict], stage_idx: int) -> list[dict]:
+        """Name on each completed outcome the files its task wrote (recorded with it in the ledger)."""
+        outputs = self.jt.stages[stage_idx].outputs
+        if outputs is not None:
+            for o in outcomes:
+                if o["status"] == TaskStatus.COMPLETED and o.get("result"):
+                    o["written"] = list(outputs(self.params, o["result"]))
+        return outcomes
 
     def _outcomes(self, fut: Any, batch: Batch) -> list[dict]:
         if fut.status == "finished":

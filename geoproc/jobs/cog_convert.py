@@ -63,6 +63,8 @@ class CogResult(TaskResult):
     source_crs         the input's CRS; ``source_nodata`` its nodata
     reused             true when an identical earlier output was kept instead of converting again
     route              "single" or "tiled": the route the conversion took (:func:`geoproc.jobs.cog.route`)
+    revision           1 for a new output, one more each time a job replaces it in place (kept in the
+                       COG's ``GEOPROC_REVISION`` tag; the item's STAC ``version``)
     quicklook          URL of the PNG beside the COG (only with ``quicklook=true``)
     metrics            {bytes_read, bytes_written} of this attempt (for ``geoproc`` stage metrics)
     =================  ===========================================================================
@@ -98,6 +100,7 @@ class CogResult(TaskResult):
     source_nodata: NodataJSON
     reused: bool
     route: str
+    revision: int = 1
     quicklook: str | None = None
     metrics: dict[str, int]
 
@@ -126,7 +129,11 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
     with tempfile.TemporaryDirectory(prefix="geoproc-cog-") as tmp:
         local = os.path.join(tmp, posixpath.basename(out.split("?")[0]) or "out.tif")
         # REMAKE: the ledger says this task wrote the file, and it has changed since: replace it
-        reused = _reuse(out, digest, params["overwrite"] or params.get(REMAKE, False), so, local)
+        remake = params.get(REMAKE)
+        reused, previous = _reuse(out, digest, params["overwrite"] or bool(remake), so, local)
+        revision = previous if reused else previous + 1  # a replaced COG is the next revision of its URL
+        if isinstance(remake, dict) and remake.get("revision"):
+            revision = remake["revision"]  # a damaged output made again: the revision it was
         taken = v["route"]
         done: dict[str, Any] = {"band_stats": None}
         if not reused:
@@ -142,13 +149,14 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
                         done = tiled_cog(src, local, target_crs=params["target_crs"], options=opts,
                                          overview_resampling=v["overview_resampling"],
                                          reproject_resampling=v["reproject_resampling"],
-                                         tags={cogmod.PROVENANCE_TAG: digest,
+                                         tags={cogmod.PROVENANCE_TAG: digest, cogmod.REVISION_TAG: str(revision),
                                                "OVERVIEW_RESAMPLING": v["overview_resampling"].upper()})
                 else:
                     done = cogmod.translate(src, local, profile, crs=parse_crs(v["crs"]),
                                             crs_given=v["crs_source"] == "input_crs", target_crs=params["target_crs"],
                                             overview_resampling=v["overview_resampling"],
                                             reproject_resampling=v["reproject_resampling"], provenance=digest,
+                                            revision=revision,
                                             gdal_config=config)
         facts = (check_cog(local, stats=done["band_stats"]) if taken == "tiled"
                  else check_cog(local, stats=done["band_stats"], cache_bytes=cogmod.CACHE_BYTES, window_bytes=None,
@@ -169,7 +177,7 @@ def convert(params: JSON, ctx: TaskContext) -> JSON:
         warnings=[*v.get("warnings", []), *facts["warnings"]],
         reprojected=cogmod.needs_warp(parse_crs(v["crs"]), params["target_crs"]),
         resampling={"overview": v["overview_resampling"], "reproject": v["reproject_resampling"]},
-        source_crs=v["crs"], source_nodata=v["nodata"], reused=reused, route=taken,
+        source_crs=v["crs"], source_nodata=v["nodata"], reused=reused, route=taken, revision=revision,
         **({"quicklook": redact(quicklook)} if quicklook else {}),
         metrics={"bytes_read": 0 if reused else v.get("input_size") or 0, "bytes_written": 0 if reused else size})
     return result.model_dump(mode="json")
@@ -194,8 +202,9 @@ def quicklook_url(out: str) -> str:
     return stem + ".png"
 
 
-def _reuse(out: str, digest: str, overwrite: bool, so: dict, local: str) -> bool:
-    """Whether an existing output can be kept; copies it to ``local`` when it can.
+def _reuse(out: str, digest: str, overwrite: bool, so: dict, local: str) -> tuple[bool, int]:
+    """(whether an existing output can be kept, the revision stamped in it: 0 for none or another
+    tool's file); copies the output to ``local`` when it can be kept.
 
     Raises:
         OutputExists: the output exists, was not written from this input with these settings, and
@@ -204,18 +213,20 @@ def _reuse(out: str, digest: str, overwrite: bool, so: dict, local: str) -> bool
     with storage_errors(out, "check"):
         fs, path = open_fs(out, so)
         exists = fs.exists(path)
-    if not exists or overwrite:
-        return False
+    if not exists:
+        return False, 0
     try:
         with open_raster(out, so) as ds:
-            stamp = cogmod.read_provenance(ds)
+            stamp, revision = cogmod.read_provenance(ds), cogmod.read_revision(ds)
     except InvalidInput:
-        stamp = None
+        stamp, revision = None, 0
+    if overwrite:
+        return False, revision
     if stamp != digest:
         same_input = stamp is not None and stamp.rsplit(":", 1)[-1] == digest.rsplit(":", 1)[-1]
         if same_input:
-            return False  # written from this input before it changed (or with other settings): replace
+            return False, revision  # written from this input before it changed (or with other settings): replace
         raise OutputExists(f"{redact(out)} exists and was not written from this input with these settings.")
     with storage_errors(out, "read"):
         fs.get_file(path, local)
-    return True
+    return True, revision

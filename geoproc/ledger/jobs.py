@@ -161,6 +161,6 @@ class JobsMixin(LedgerBase):
         """Remove a job and everything recorded about it (tasks, stage results, events); returns whether
         the job existed. For probes and clean-ups: a deleted job is forgotten, and runs again from scratch."""
         with self.engine.begin() as c:
-            for table in (s.events, s.stage_results, s.tasks):
+            for table in (s.events, s.stage_results, s.tasks, s.outputs):
                 c.execute(sa.delete(table).where(table.c.job_id == job_id))
             return c.execute(sa.delete(s.jobs).where(s.jobs.c.job_id == job_id)).rowcount == 1

@@ -2,7 +2,8 @@
 
 Times are epoch seconds (float): portable, sortable and cheap to compare. JSON columns are JSONB on
 PostgreSQL. ``SCHEMA_VERSION`` is stored in ``geoproc_meta``; a ledger written by a newer geoproc is
-refused rather than silently misread, and older versions are migrated in :func:`migrate`.
+refused rather than silently misread; an older one is brought up to date when opened (version 2 only
+added a table, which ``create_all`` makes).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: geoproc_outputs
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
@@ -103,4 +104,21 @@ events = sa.Table(
     sa.Column("message", sa.Text),
     sa.Column("data", JSONType),
     sa.Index("ix_events_job", "job_id", "at"),
+)
+
+# Every file a completed task wrote, one row per (url, job, sha256): an output's revisions, with the
+# checksums of earlier ones kept after a task that ran again has replaced its result.
+outputs = sa.Table(
+    "geoproc_outputs",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("task_id", sa.String(200), nullable=False),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.UniqueConstraint("url", "job_id", "sha256", name="uq_outputs_url_job_sha"),
+    sa.Index("ix_outputs_url", "url"),
+    sa.Index("ix_outputs_job", "job_id"),
 )

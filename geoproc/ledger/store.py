@@ -130,6 +130,10 @@ def open_ledger(url: str | None = None, settings: Settings | None = None, *, rea
                 c.execute(sa.insert(s.meta).values(key="schema_version", value=str(s.SCHEMA_VERSION)))
             else:
                 _check_schema(version)
+                if int(version) < s.SCHEMA_VERSION:  # create_all above added what the newer schema has
+                    c.execute(sa.update(s.meta).where(s.meta.c.key == "schema_version")
+                              .values(value=str(s.SCHEMA_VERSION)))
+                    log.info("Ledger schema upgraded from version %s to %s", version, s.SCHEMA_VERSION)
     except SchemaMismatch:
         raise
     except sa.exc.SQLAlchemyError as exc:

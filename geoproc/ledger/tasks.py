@@ -95,7 +95,8 @@ class TasksMixin(LedgerBase):
 
         With ``owner`` the write is fenced: it happens only while that driver still holds the job's
         lease, so a driver that lost its lease (paused, then taken over) cannot overwrite newer state.
-        Every failure is also appended to the job's events, which keeps the attempt history.
+        Every failure is also appended to the job's events, which keeps the attempt history. An outcome's
+        ``written`` list of ``(url, size, sha256)`` goes to the outputs table in the same transaction.
         """
         if not outcomes:
             return True
@@ -128,7 +129,20 @@ class TasksMixin(LedgerBase):
             c.execute(stmt, rows)
             if failures:
                 c.execute(sa.insert(s.events), failures)
+            written = [{"url": url, "job_id": job_id, "task_id": o["task_id"], "size": size, "sha256": sha, "at": now}
+                       for o in outcomes for url, size, sha in o.get("written", ()) if job_id]
+            if written:
+                c.execute(self._insert(s.outputs).on_conflict_do_nothing(
+                    index_elements=["url", "job_id", "sha256"]), written)
         return True
+
+    def output_history(self, url: str) -> list[dict[str, Any]]:
+        """Every recorded write of ``url``, oldest first, with the writing job's type and status."""
+        q = (sa.select(s.outputs, s.jobs.c.job_type, s.jobs.c.status)
+             .join(s.jobs, s.jobs.c.job_id == s.outputs.c.job_id, isouter=True)
+             .where(s.outputs.c.url == url).order_by(s.outputs.c.at, s.outputs.c.id))
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
 
     def reset_tasks(self, job_id: str, statuses: Iterable[str] | None = None, task_ids: list[str] | None = None,
                     stages: list[int] | None = None) -> int:

@@ -39,6 +39,7 @@ from .stats import raw_band_stats
 log = logging.getLogger(__name__)
 
 PROVENANCE_TAG = "GEOPROC_PROVENANCE"  # the digest geoproc stamps into every COG it writes
+REVISION_TAG = "GEOPROC_REVISION"  # 1, then one more each time geoproc replaces the COG in place
 CACHE_BYTES = 256 << 20  # GDAL block cache while converting and checking (rasterio takes bytes)
 
 
@@ -51,7 +52,7 @@ def needs_warp(src_crs: CRS | None, target_crs: str) -> bool:
 
 def translate(src: rasterio.DatasetReader, dst_path: str, profile: dict, *, crs: CRS | None, crs_given: bool,
               target_crs: str, overview_resampling: str, reproject_resampling: str, provenance: str,
-              gdal_config: dict | None = None) -> dict[str, Any]:
+              revision: int = 1, gdal_config: dict | None = None) -> dict[str, Any]:
     """Write ``src`` as a COG at the local ``dst_path``; returns what was done (reprojected, masked).
 
     The returned ``band_stats`` are the output's statistics when the conversion could measure them on
@@ -59,7 +60,8 @@ def translate(src: rasterio.DatasetReader, dst_path: str, profile: dict, *, crs:
     the output itself.
 
     ``crs`` is the effective source CRS; ``crs_given`` says it came from the job (``input_crs``) rather
-    than the file, in which case it is assigned without resampling.
+    than the file, in which case it is assigned without resampling. ``provenance`` and ``revision`` are
+    stamped into the file's tags (:data:`PROVENANCE_TAG`, :data:`REVISION_TAG`).
     """
     from rio_cogeo.cogeo import cog_translate
 
@@ -89,13 +91,14 @@ def translate(src: rasterio.DatasetReader, dst_path: str, profile: dict, *, crs:
                                                    resampling=Resampling.nearest))
         config = {"GDAL_CACHEMAX": CACHE_BYTES, **(gdal_config or {})}
         levels = overview_levels(source.width, source.height)
+        stamp = {PROVENANCE_TAG: provenance, REVISION_TAG: str(revision)}
         if source is src and _direct_ok(src, profile):
             with rasterio.Env(**config):
-                stats = _direct(src, dst_path, profile, levels, overview_resampling, provenance)
+                stats = _direct(src, dst_path, profile, levels, overview_resampling, stamp)
         else:
             cog_translate(source, dst_path, profile, overview_resampling=overview_resampling, resampling="nearest",
                           add_mask=add_mask, overview_level=levels, quiet=True, forward_band_tags=True,
-                          additional_cog_metadata={PROVENANCE_TAG: provenance}, config=config)
+                          additional_cog_metadata=stamp, config=config)
     return {"reprojected": warp, "masked": add_mask, "band_stats": stats}
 
 
@@ -111,7 +114,7 @@ def _direct_ok(src: rasterio.DatasetReader, profile: dict) -> bool:
 
 
 def _direct(src: rasterio.DatasetReader, dst_path: str, profile: dict, levels: int, overview_resampling: str,
-            provenance: str) -> list[dict[str, Any]]:
+            stamp: dict[str, str]) -> list[dict[str, Any]]:
     """rio-cogeo's method done by GDAL alone: tiled intermediate → overviews → ``COPY_SRC_OVERVIEWS``.
 
     Returns the band statistics, measured on the uncompressed intermediate after the copy.
@@ -123,8 +126,7 @@ def _direct(src: rasterio.DatasetReader, dst_path: str, profile: dict, levels: i
         with rasterio.open(tmp, "r+") as mid:
             if levels:
                 mid.build_overviews([2**j for j in range(1, levels + 1)], Resampling[overview_resampling])
-            mid.update_tags(OVERVIEW_RESAMPLING=Resampling[overview_resampling].name.upper(),
-                            **{PROVENANCE_TAG: provenance})
+            mid.update_tags(OVERVIEW_RESAMPLING=Resampling[overview_resampling].name.upper(), **stamp)
         rasterio.shutil.copy(tmp, dst_path, copy_src_overviews=True, **profile)
         with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(tmp) as mid:
             return raw_band_stats(mid)
@@ -137,3 +139,11 @@ def _direct(src: rasterio.DatasetReader, dst_path: str, profile: dict, levels: i
 def read_provenance(ds: rasterio.DatasetReader) -> str | None:
     """The provenance digest geoproc stamped into a COG it wrote (None for other files)."""
     return ds.tags().get(PROVENANCE_TAG)
+
+
+def read_revision(ds: rasterio.DatasetReader) -> int:
+    """The revision geoproc stamped into a COG it wrote (0 for other files and older COGs)."""
+    try:
+        return int(ds.tags().get(REVISION_TAG, 0))
+    except ValueError:
+        return 0

@@ -95,6 +95,11 @@ def open_raster(url: str, storage_options: Mapping[str, Any] | None = None, *,
     with ExitStack() as stack:
         if gdal_readable(url):
             path = gdal_path(url)
+            if not is_local(url):
+                # GDAL keeps what it read of a remote file for the life of the process and would serve a
+                # replaced blob's old bytes to the next open (a changed input, a COG being replaced)
+                gdal_options = {**gdal_options, "CPL_VSIL_CURL_NON_CACHED": ":".join(
+                    p for p in (gdal_options.get("CPL_VSIL_CURL_NON_CACHED"), path) if p)}
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="geoproc-in-"))
             path = local_copy(url, tmp, storage_options)

@@ -15,6 +15,7 @@ What an item holds:
   ``data_type``, ``statistics.minimum/maximum/mean/stddev/valid_percent``, ``histogram``), ``file:size``
   and ``file:checksum`` (a sha2-256 multihash, ``"1220" + hex``), and ``eo:bands`` for RGB(A) rasters;
 * ``processing:software`` (geoproc, GDAL and rasterio versions) and ``processing:lineage`` (job id);
+  ``version`` (version extension): the output's revision, when the record has one (``cog`` results);
   ``geoproc:job_id`` and ``geoproc:datetime_source`` say where the item and its datetime came from.
 
 **Datetime rule** (first that applies; never a sentinel date): the ``datetime`` the caller gives
@@ -52,6 +53,7 @@ from .footprint import bounds_geometry
 log = logging.getLogger(__name__)
 
 PROCESSING_SCHEMA = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
+VERSION_SCHEMA = "https://stac-extensions.github.io/version/v1.2.0/schema.json"
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 GEOTIFF_MEDIA_TYPE = "image/tiff; application=geotiff"
 ASSET_KEY = "data"
@@ -225,6 +227,9 @@ def create_item(record: dict[str, Any], *, collection: str | None = None, id: st
         source_url = record.get("input") if record.get("input") and record.get("input") != href else None
         lineage = f"geoproc {job_type or 'job'} {job_id}"
         item.properties["processing:lineage"] = lineage + (f" from {source_url}" if source_url else "")
+    if record.get("revision"):  # the output's revision: a re-run that replaced it updates the item in place
+        item.stac_extensions.append(VERSION_SCHEMA)
+        item.properties["version"] = str(record["revision"])
     if properties:
         item.properties.update(properties)
     return item.to_dict(include_self_link=False, transform_hrefs=False)
