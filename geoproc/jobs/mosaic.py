@@ -32,12 +32,13 @@ from ..raster import mosaic as mz
 from ..raster import regions as rg
 from ..raster.open import check_overlap, open_one, target_grid
 from ..stac.pgstac import resolve_dsn
+from ..stac.publish import SECRET_PARAMS as STAC_SECRET_PARAMS
 from ..stac.reading import read_items, search_items
 from ..storage import redact, resolve_storage_options
 from ..storage.listing import is_directory, list_files
 from ..storage.urls import Location, canonical
 from ..units import ByteSize
-from . import write
+from . import stac_stage, write
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -46,7 +47,7 @@ SUFFIXES = (".tif", ".tiff")
 REGION_BYTES = 16 * 2**20  # a region holds its output, an accumulator and one input's window at a time
 
 
-class Params(JobParams):
+class Params(stac_stage.OutputStacOptions, JobParams):
     inputs: list[Location] | None = Field(None, description="the rasters, in order (first / last count in it)")
     input: Location | None = Field(None, description="a directory / container / prefix (rasters sorted by name), "
                                                      "or a STAC catalog, collection or ItemCollection file")
@@ -201,7 +202,8 @@ Mosaic = JobType(
     description="Many rasters into one COG, Zarr or tiles on one grid (reprojected, overlap rules), one task per "
                 "region reading only the inputs that reach it.",
     params=Params,
-    stages=write.derived_stages("mosaic", planned, regional=contributors),
+    stages=(*write.derived_stages("mosaic", planned, regional=contributors), stac_stage.OUTPUT_STAGE),
+    secret_params=STAC_SECRET_PARAMS,
     hash_exclude=frozenset({"overwrite"}),
     failure_policy=ALL_OR_NOTHING,
     finalize=job_result,

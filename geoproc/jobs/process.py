@@ -33,10 +33,11 @@ from ..raster import functions as fns
 from ..raster import regions as rg
 from ..raster.expr import Expression
 from ..raster.open import open_many, open_one, reproject
+from ..stac.publish import SECRET_PARAMS as STAC_SECRET_PARAMS
 from ..storage import resolve_storage_options
 from ..storage.urls import Location, canonical
 from ..units import ByteSize
-from . import write
+from . import stac_stage, write
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -48,7 +49,7 @@ SOURCE = {"input", "inputs", "expr", "function", "halo", "dtype", "nodata", "crs
           "resampling"}
 
 
-class Params(JobParams):
+class Params(stac_stage.OutputStacOptions, JobParams):
     input: Location | None = Field(None, description="one raster; its bands are b1..bN and their descriptions")
     inputs: dict[str, Location] | None = Field(None, description="name -> URL of one-band rasters (instead of input)")
     expr: str | None = Field(None, min_length=1, max_length=4000,
@@ -256,7 +257,8 @@ Process = JobType(
     description="Band math or a function of your own over rasters into a COG, Zarr or tiles, one task per "
                 "region.",
     params=Params,
-    stages=write.derived_stages("process", planned),  # the write's stages, planned from parameters
+    stages=(*write.derived_stages("process", planned), stac_stage.OUTPUT_STAGE),
+    secret_params=STAC_SECRET_PARAMS,
     hash_exclude=frozenset({"overwrite"}),
     failure_policy=ALL_OR_NOTHING,
     finalize=job_result,

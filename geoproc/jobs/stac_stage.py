@@ -1,5 +1,8 @@
 """The ``stac`` stage a job that writes rasters appends, and the item task both STAC jobs share.
 
+Jobs that write one output from an array (``process``, ``mosaic``, ``stack``) append
+:data:`OUTPUT_STAGE` instead: it catalogs the item their finalize built.
+
 The stage follows a stage whose results are raster records (the ``cog`` stage) with lineage, so item
 i is built as soon as output i exists, straight from that task's result: no raster is read again.
 When the job's :class:`~geoproc.stac.publish.StacOptions` ask for no catalog, it plans no tasks.
@@ -10,13 +13,16 @@ Its aggregate, :func:`catalog_items`, loads pgstac and writes the collection on 
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Iterator
 from typing import Any
+
+from pydantic import model_validator
 
 from ..errors import NO_PREDECESSOR_RESULT, TaskError
 from ..model import JSON, STORAGE_RETRY, Stage, TaskContext, TaskSpec
 from ..stac import StaticCatalog, create_item, item_id
-from ..stac.publish import default_collection_id, review_root, stage_preview
+from ..stac.publish import StacOptions, default_collection_id, review_root, stage_preview
 from ..stac.publish import publish as load_catalog
 from ..storage import open_fs, redact
 from ..units import utc_iso
@@ -34,6 +40,12 @@ def item_result(record: JSON, ctx: TaskContext, *, collection: str, id: str, dat
     """
     item = create_item(record, collection=collection, id=id, datetime=datetime, job_id=ctx.job_id,
                        job_type=ctx.job_type)
+    return catalogued(item, ctx, catalog=catalog, review=review)
+
+
+def catalogued(item: JSON, ctx: TaskContext, *, catalog: str | None, review: str | None) -> JSON:
+    """An item task's result for a built ``item``: written to the preview (``review``) or the static
+    catalog, when there is one."""
     out: JSON = {"id": item["id"], "item": item}
     if review:
         out["preview"] = review_root(review, ctx.job_id)
@@ -122,4 +134,57 @@ def approve_outputs(params: Any, results: Iterator[JSON]) -> JSON | None:
 STAGE = Stage("stac", handler="stac.item", plan=plan_items, aggregate=catalog_outputs, lineage=True,
               retry=STORAGE_RETRY, publish=approve_outputs,
               description="one STAC item per output (stac_catalog / pgstac_dsn); then load pgstac and write the collection")
-HANDLERS = {"stac.item": build_item}
+
+
+# --- the stage of jobs that write one output and its item (process, mosaic, stack) ----------------------
+
+
+class OutputStacOptions(StacOptions):
+    """The STAC options of a job that writes one output: its item goes to ``stac_catalog`` / pgstac."""
+
+    @model_validator(mode="after")
+    def _one_output(self) -> OutputStacOptions:
+        if self.wants_stac and getattr(self, "format", "cog") == "tiles":
+            raise ValueError("stac_catalog / pgstac_dsn catalog one output (format=cog or zarr); a tiles "
+                             "output is not catalogued")
+        return self
+
+
+def output_root(params: Any) -> str:
+    """What a one-output job's collection is named after: the output's directory."""
+    return posixpath.dirname(params.output.rstrip("/")) or params.output
+
+
+def plan_output_item(params: Any, previous_keys: list[str]) -> Iterator[TaskSpec]:
+    if not params.wants_stac:
+        return
+    stem = posixpath.splitext(posixpath.basename(params.output.rstrip("/")))[0]
+    for key in previous_keys:
+        yield TaskSpec(key=key, parent=key, params={
+            "collection": collection_id(params, output_root(params)), "id": item_id(f"{stem}.tif"),  # ndvi.tif, ndvi.zarr: "ndvi"
+            "catalog": params.stac_catalog, "review": review_base(params, params.output)})
+
+
+def catalog_output_item(params: JSON, ctx: TaskContext) -> JSON:
+    """Catalog the item the output's finalize built (a COG's raster item, a store's datacube item)."""
+    item = (ctx.predecessor or {}).get("stac_item")
+    if not item:
+        raise TaskError(f"stac task {ctx.key} received no item from the output's finalize",
+                        code=NO_PREDECESSOR_RESULT)
+    item = {**item, "id": params["id"], "collection": params["collection"],
+            "links": [lk for lk in item.get("links", []) if lk.get("rel") not in ("root", "parent", "collection")]}
+    return catalogued(item, ctx, catalog=params.get("catalog"), review=params.get("review"))
+
+
+def catalog_output(params: Any, results: Iterator[JSON]) -> JSON | None:
+    return catalog_items(params, output_root(params), results) if params.wants_stac else None
+
+
+def approve_output(params: Any, results: Iterator[JSON]) -> JSON | None:
+    return approve_items(params, output_root(params), results) if params.wants_stac else None
+
+
+OUTPUT_STAGE = Stage("stac", handler="stac.output_item", plan=plan_output_item, aggregate=catalog_output,
+                     lineage=True, retry=STORAGE_RETRY, publish=approve_output,
+                     description="the output's STAC item into the static catalog / pgstac (stac_catalog / pgstac_dsn)")
+HANDLERS = {"stac.item": build_item, "stac.output_item": catalog_output_item}

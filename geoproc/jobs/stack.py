@@ -28,11 +28,12 @@ from pydantic import Field, PrivateAttr, model_validator
 from ..errors import NOTHING_TO_OPEN, STACK_MISMATCH, InvalidInput
 from ..model import ALL_OR_NOTHING, JSON, JobParams, JobType
 from ..raster.open import onto, open_one
+from ..stac.publish import SECRET_PARAMS as STAC_SECRET_PARAMS
 from ..storage import redact, resolve_storage_options
 from ..storage.listing import is_directory, list_files
 from ..storage.urls import Location, canonical
 from ..units import ByteSize
-from . import write
+from . import stac_stage, write
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 SUFFIXES = (".tif", ".tiff")
 
 
-class Params(JobParams):
+class Params(stac_stage.OutputStacOptions, JobParams):
     inputs: list[Location] | None = Field(None, description="the single-band rasters, in band order")
     input: Location | None = Field(None, description="a directory / container / prefix: its rasters sorted by name")
     suffixes: list[str] = Field(list(SUFFIXES), description="file suffixes listed under input")
@@ -159,7 +160,8 @@ Stack = JobType(
     description="Single-band rasters on one grid into one multi-band COG (band i is file i), Zarr or tiles, one "
                 "task per region.",
     params=Params,
-    stages=write.derived_stages("stack", planned),
+    stages=(*write.derived_stages("stack", planned), stac_stage.OUTPUT_STAGE),
+    secret_params=STAC_SECRET_PARAMS,
     hash_exclude=frozenset({"overwrite"}),
     failure_policy=ALL_OR_NOTHING,
     finalize=job_result,

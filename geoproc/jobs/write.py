@@ -282,14 +282,14 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
                                 bands=params["bands"], chunks=params["chunks"], nodata=params["nodata"],
                                 datetime=now, job_id=ctx.job_id)
         publish_json(item, params["item"], ctx)
-        return {"output": params["output"], "band_stats": band_stats, "item": redact(params["item"])}
+        return {"output": params["output"], "band_stats": band_stats, "item": redact(params["item"]), "stac_item": item}
     if params["format"] == "tiles":
         return large_raster_tasks.assemble(params, ctx)
     result = large_raster_tasks.assemble({**params, "tags": {PROVENANCE_TAG: stamp(ctx.job_id)}}, ctx)
     item = create_item({**result, "last_modified": now, "band_names": params["grid"].get("descriptions")},
                        job_id=ctx.job_id, job_type="write")
     publish_json(item, params["item"], ctx)
-    return {**result, "item": redact(params["item"])}
+    return {**result, "item": redact(params["item"]), "stac_item": item}
 
 
 def publish_json(doc: JSON, url: str, ctx: TaskContext) -> None:
@@ -316,8 +316,7 @@ def count_regions(p: Params, results: Iterator[JSON]) -> JSON | None:
 
 
 def job_result(p: Params, values: list[JSON | None]) -> JSON:
-    tmpl, _, final = values
-    final = final or {}
+    tmpl, final = values[0], values[2] or {}
     out = {"output": p.output, "format": p.format, "shape": (tmpl or {}).get("shape"), "dtype": p.dtype,
            "chunks": list(p.chunks), "band_stats": final.get("band_stats")}
     if p.format == "zarr":
@@ -327,6 +326,8 @@ def job_result(p: Params, values: list[JSON | None]) -> JSON:
                                               "tiles") if k in final})
     if final.get("item"):
         out["item"] = final["item"]
+    if len(values) > 3 and values[3]:  # the jobs that catalog their output (stac_stage.OUTPUT_STAGE)
+        out["stac"] = values[3]
     return out
 
 

@@ -83,7 +83,9 @@ def test_two_processes_submitting_the_same_job_execute_it_once(dask_cluster, sql
 
 def test_sigterm_records_a_clean_interrupted_state(dask_cluster, sqlite_url):
     jid = _job_id(n=2000)
-    p = spawn("run", "hello_world", "--set", "n=2000", "--set", "delay=0.01", "--cluster", dask_cluster,
+    # 25 s of greetings on the 4 worker threads: the signal lands mid-job even on a loaded machine (the
+    # re-run, without the delay, which is not part of the job's id, finishes the rest at once)
+    p = spawn("run", "hello_world", "--set", "n=2000", "--set", "delay=0.05", "--cluster", dask_cluster,
               "--ledger", sqlite_url)
     led = open_ledger(sqlite_url)
     wait_for(lambda: led.get_job(jid) and _completed(led, jid) > 0, timeout=60, interval=0.05)

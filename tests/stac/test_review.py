@@ -148,3 +148,30 @@ def test_decisions_on_jobs_not_awaiting_review_are_refused(dask_cluster, small_c
         assert led.last_event(res.job_id, ("review_approved", "review_rejected")) is None
     finally:
         led.close()
+
+
+def test_processing_outputs_are_catalogued_and_held_for_review(dask_cluster, pgstac_dsn, tmp_path, az_fs, az_container,
+                                                               collection_id):
+    from kit.rasters import write_geotiff, write_scene
+
+    scene = tmp_path / "scene.tif"
+    write_scene(scene, size=(300, 200), nodata_corner=(20, 30))
+    ledger = f"sqlite:///{tmp_path}/ledger.db"
+    common = dict(stac_catalog=f"az://{az_container}/catalog", stac_collection=collection_id, pgstac_dsn=pgstac_dsn,
+                  cluster=dask_cluster, ledger=ledger)
+    cog = geoproc.run("process", input=str(scene), expr="(b4 - b3) / (b4 + b3)", output=f"az://{az_container}/ndvi.tif",
+                      publish="review", **common)
+    assert cog.status == "awaiting_review", cog.error
+    assert _pgstac_ids(pgstac_dsn, collection_id) == []
+    preview = json.loads(az_fs.cat(f"{az_container}/catalog.review/{cog.job_id[:12]}/{collection_id}/ndvi/ndvi.json"))
+    assert preview["assets"]["data"]["href"] == f"az://{az_container}/ndvi.tif"
+    geoproc.approve(cog.job_id, by="dana", ledger=ledger)
+    bands = [str(write_geotiff(tmp_path / f"b{i}.tif", size=(64, 48), bands=1)) for i in (1, 2)]
+    cube = geoproc.run("stack", inputs=bands, output=f"az://{az_container}/pair.zarr", format="zarr", **common)
+    assert cube.status == "completed", cube.error  # publish=auto: catalogued at once
+    assert _pgstac_ids(pgstac_dsn, collection_id) == ["ndvi", "pair"]
+    pair = json.loads(az_fs.cat(f"{az_container}/catalog/{collection_id}/pair/pair.json"))
+    assert "cube:dimensions" in pair["properties"] and pair["collection"] == collection_id
+
+    with pytest.raises(geoproc.GeoprocError, match="tiles output is not catalogued"):
+        geoproc.run("process", input=str(scene), expr="b1", output=str(tmp_path / "tiles"), format="tiles", **common)
