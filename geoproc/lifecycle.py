@@ -236,6 +236,13 @@ def _withdrawal(led: Ledger, job: JobRecord, item: str | None = None) -> Withdra
         found, _ = written_files(st.outputs, w.params, ((None, t["result"]) for t in rows
                                                         if item is None or t["key"] in keys))
         w.outputs += found
+    # one entry per file, the one with a checksum when a stage recorded it (a write's COG is named by its
+    # regions, without one, and by its assembly, with one)
+    best: dict[Any, WrittenFile] = {}
+    for f in (f for f in w.outputs if isinstance(f[0], str)):  # alternatives name no file of their own
+        if f[0] not in best or (f[2] and not best[f[0]][2]):
+            best[f[0]] = f
+    w.outputs = list(best.values())
     return w
 
 

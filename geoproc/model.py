@@ -196,7 +196,9 @@ REMAKE = "remake_outputs"
 #: key of a stage value whose public step waits for a review: ``{"preview": URL, "digest": HEX, ...}``
 STAGED = "staged"
 Planner = Callable[[Any, Any], Iterable[TaskSpec]]
-WrittenFile = tuple[str, int | None, str | None]  # (url, size in bytes, hex sha256) of a file a task wrote
+# (url, size in bytes, hex sha256) of a file a task wrote; a tuple of urls names alternatives, any one of
+# which holds the task's work (a COG's part until the assembly removes it, then the COG)
+WrittenFile = tuple[str | tuple[str, ...], int | None, str | None]
 Aggregator = Callable[[Any, Iterator[JSON]], JSON]
 
 

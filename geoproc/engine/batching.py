@@ -181,7 +181,8 @@ class Planner:
         self.ledger.reset_tasks(self.job_id, task_ids=redo)
         for tid in redo:
             states[tid] = (TaskStatus.PENDING, states[tid][1])
-        url, why = next(iter(sorted(bad.items())))
+        url, why = min(bad.items(), key=lambda kv: str(kv[0]))
+        url = url[-1] if isinstance(url, tuple) else url
         self.ledger.event(self.job_id, "outputs_changed", stage=si,
                           data={"tasks": len(redo), "files": len(bad), "first": f"{redact(url)}: {why}"})
         log.info("Job %s stage %s: %d outputs missing or changed; their tasks run again", self.job_id[:12],

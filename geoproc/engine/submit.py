@@ -115,8 +115,8 @@ class Submission:
         outputs = self.jt.stages[stage_idx].outputs
         if outputs is not None:
             for o in outcomes:
-                if o["status"] == TaskStatus.COMPLETED and o.get("result"):
-                    o["written"] = list(outputs(self.params, o["result"]))
+                if o["status"] == TaskStatus.COMPLETED and o.get("result"):  # files with a checksum: revisions
+                    o["written"] = [f for f in outputs(self.params, o["result"]) if f[2]]
         return outcomes
 
     def _outcomes(self, fut: Any, batch: Batch) -> list[dict]:

@@ -31,6 +31,7 @@ import math
 import os
 import posixpath
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -49,6 +50,7 @@ from ..model import (
     StageOutput,
     TaskContext,
     TaskSpec,
+    WrittenFile,
     only_result,
 )
 from ..raster import footprint
@@ -60,7 +62,7 @@ from ..raster.stats import BandStats
 from ..raster.writers import write_cog, write_part
 from ..stac.cube import create_cube_item
 from ..stac.items import create_item
-from ..storage import join, publish, redact, sha256_file
+from ..storage import join, open_fs, publish, redact, sha256_file
 from ..storage.urls import Location
 from ..units import ByteSize, human_bytes, utc_iso
 from . import large_raster_tasks
@@ -182,6 +184,7 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     transform = Affine(*p.grid["transform"][:6])
     common = {"format": p.format, "output": p.output, "name": p.name, "crs": p.grid["crs"], "nodata": p.nodata,
               "tier": p.tier, "overview_resampling": p.overview_resampling}
+    made = ((previous.value or {}).get("created") if previous is not None else None) if p.format == "zarr" else None
     for r in rg.plan_regions(p.geobox(), p.chunks, bands=p.bands, itemsize=itemsize, region_bytes=int(p.region_bytes)):
         dest = None
         if p.format == "cog":
@@ -190,7 +193,7 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
             dest = join(p.output, f"{p.stem()}_{r.key}.tif")
         at = transform @ Affine.translation(r.x[0], r.y[0])
         yield TaskSpec(key=r.key, params={**common, "row": r.row, "col": r.col, "y": list(r.y), "x": list(r.x),
-                                          "dest": dest, "transform": list(at)[:6]})
+                                          "dest": dest, "transform": list(at)[:6]}, fingerprint=made)
 
 
 def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
@@ -228,8 +231,10 @@ def template(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None) ->
     """Prepare the output: a Zarr template, or the check that no foreign file is in the way."""
     arr = _need(obj)
     if params["format"] == "zarr":
-        return rg.write_template(arr, params["output"], name=params["name"], chunks=tuple(params["chunks"]),
+        made = rg.write_template(arr, params["output"], name=params["name"], chunks=tuple(params["chunks"]),
                                  job_id=ctx.job_id, overwrite=params["overwrite"], storage_options=ctx.storage_options)
+        # a new template is an empty store: its id fingerprints the regions, so that they are written again
+        return {**made, "created": uuid.uuid4().hex}
     rg.refuse_foreign_raster(params["output"], stamp(ctx.job_id), params["overwrite"], ctx.storage_options)
     return {"output": redact(params["output"]), "shape": list(arr.shape), "dtype": arr.dtype.name}
 
@@ -282,7 +287,9 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
                                 bands=params["bands"], chunks=params["chunks"], nodata=params["nodata"],
                                 datetime=now, job_id=ctx.job_id)
         publish_json(item, params["item"], ctx)
-        return {"output": params["output"], "band_stats": band_stats, "item": redact(params["item"]), "stac_item": item}
+        fs, path = open_fs(join(params["output"], "zarr.json"), ctx.storage_options)
+        return {"output": params["output"], "band_stats": band_stats, "item": redact(params["item"]), "stac_item": item,
+                "metadata_size": int(fs.size(path))}  # consolidated: a template made again is smaller
     if params["format"] == "tiles":
         return large_raster_tasks.assemble(params, ctx)
     result = large_raster_tasks.assemble({**params, "tags": {PROVENANCE_TAG: stamp(ctx.job_id)}}, ctx)
@@ -309,6 +316,36 @@ def handlers_for_array(obj: xr.DataArray) -> dict[str, Callable[..., JSON]]:
     """The handlers of a write of ``obj``: the array travels with the tasks that compute it."""
     return {"write.template": functools.partial(template, obj=obj), "write.region": functools.partial(region, obj=obj),
             "write.finalize": finalize}
+
+
+# --- what each stage's work lives on (checked before a finished write is trusted) -------------------------
+
+
+def _store_marker(p: Any) -> WrittenFile:
+    """A Zarr store's root metadata: the store is gone when it is."""
+    return (join(p.output, "zarr.json"), None, None)
+
+
+def template_output(p: Any, result: JSON) -> list[WrittenFile]:
+    """A Zarr template lives on its store (made again, it fingerprints the regions anew: see ``created``)."""
+    return [_store_marker(p)] if p.format == "zarr" else []
+
+
+def region_output(p: Any, result: JSON) -> list[WrittenFile]:
+    """What a region's work lives on: its tile (tiles), the store (zarr), or its part until the assembly
+    removes it, then the COG: when both are gone, the region runs again for a new assembly."""
+    if p.format == "tiles":
+        return [(result["url"], result.get("size"), result.get("sha256"))] if result.get("url") else []
+    if p.format == "zarr":
+        return [_store_marker(p)]
+    return [((result["url"], p.output), None, None)] if result.get("url") else []  # the part, or the COG
+
+
+def final_output(p: Any, result: JSON) -> list[WrittenFile]:
+    """The finished output: the COG (size and sha256 recorded), or the store's consolidated metadata."""
+    if p.format == "cog":
+        return [(p.output, result.get("size"), result.get("sha256"))] if result.get("sha256") else []
+    return [(join(p.output, "zarr.json"), result.get("metadata_size"), None)] if p.format == "zarr" else []
 
 
 def count_regions(p: Params, results: Iterator[JSON]) -> JSON | None:
@@ -338,11 +375,12 @@ Write = JobType(
     params=Params,
     stages=(
         Stage("template", handler="write.template", plan=plan_template, aggregate=only_result,
-              description="prepare the output (Zarr metadata; no foreign file in the way)"),
+              outputs=template_output, description="prepare the output (Zarr metadata; no foreign file in the way)"),
         Stage("regions", handler="write.region", plan=plan_regions, aggregate=count_regions, heavy=True,
-              retry=RetryPolicy(attempts=3), description="compute and write each region of whole chunks"),
+              retry=RetryPolicy(attempts=3), outputs=region_output,
+              description="compute and write each region of whole chunks"),
         Stage("finalize", handler="write.finalize", plan=plan_finalize, aggregate=only_result, heavy=True,
-              description="consolidate the Zarr metadata, or assemble the COG / the tiles' VRT"),
+              outputs=final_output, description="consolidate the Zarr metadata, or assemble the COG / the tiles' VRT"),
     ),
     hash_exclude=frozenset({"overwrite", "gdal_threads"}),
     failure_policy=ALL_OR_NOTHING,
@@ -357,7 +395,8 @@ def with_source(specs: Iterator[TaskSpec], source: JSON, token: str) -> Iterator
     """The write's task specs, carrying what a worker needs to rebuild the array, fingerprinted by the
     array's content token (a changed input makes its regions run again instead of being skipped)."""
     for spec in specs:
-        yield TaskSpec(key=spec.key, params={**spec.params, "source": source}, parent=spec.parent, fingerprint=token)
+        yield TaskSpec(key=spec.key, params={**spec.params, "source": source}, parent=spec.parent,
+                       fingerprint=f"{token}:{spec.fingerprint}" if spec.fingerprint else token)
 
 
 def derived_stages(prefix: str, planned: Callable[[Any], tuple[Params, JSON, Any]],

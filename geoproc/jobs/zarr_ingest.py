@@ -23,6 +23,7 @@ ingested again, a crash resumes with the regions not yet written, a finished job
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -42,11 +43,12 @@ from ..model import (
     StageOutput,
     TaskContext,
     TaskSpec,
+    WrittenFile,
     only_result,
 )
 from ..raster import regions as rg
 from ..stac.cube import create_dataset_item
-from ..storage import is_local, local_path, options_for, redact, resolve_storage_options, version_of
+from ..storage import is_local, local_path, open_fs, options_for, redact, resolve_storage_options, version_of
 from ..storage.listing import is_directory, list_files
 from ..storage.urls import Location, canonical
 from ..units import ByteSize, utc_iso
@@ -155,8 +157,9 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     _, y, x, chunks, regions, token = planned(p)
     if p.dry_run:
         return
+    made = (previous.value or {}).get("created") if previous is not None else None  # a template made again
     for r in regions:
-        yield TaskSpec(key=r.key, fingerprint=token, params={
+        yield TaskSpec(key=r.key, fingerprint=f"{token}:{made}" if made else token, params={
             "source": _source(p), "output": p.output, "slices": {d: list(s) for d, s in r.slices.items()}})
 
 
@@ -175,8 +178,10 @@ def item_url(store: str) -> str:
 
 def template(params: JSON, ctx: TaskContext) -> JSON:
     ds, y, x = dataset_of(params["source"], ctx.storage_options)
-    return cs.write_template(ds, params["output"], y=y, x=x, chunks=params["chunks"], job_id=ctx.job_id,
+    made = cs.write_template(ds, params["output"], y=y, x=x, chunks=params["chunks"], job_id=ctx.job_id,
                              overwrite=params["overwrite"], storage_options=ctx.storage_options)
+    # a new template is an empty store: its id fingerprints the regions, so that they are written again
+    return {**made, "created": uuid.uuid4().hex}
 
 
 def region(params: JSON, ctx: TaskContext) -> JSON:
@@ -201,7 +206,19 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
     item = create_dataset_item(redact(store), ds, y=params["y"], x=params["x"], job_id=ctx.job_id,
                                written=utc_iso(dt.datetime.now(dt.UTC)))
     publish_json(item, params["item"], ctx)
-    return {"output": redact(store), "item": redact(params["item"])}
+    fs, path = open_fs(store.rstrip("/") + "/zarr.json", ctx.storage_options)
+    return {"output": redact(store), "item": redact(params["item"]),
+            "metadata_size": int(fs.size(path))}  # consolidated: a template made again is smaller
+
+
+def store_output(p: Params, result: JSON) -> list[WrittenFile]:
+    """The template and the regions live on the store: when it is gone, they run again."""
+    return [(p.output.rstrip("/") + "/zarr.json", None, None)]
+
+
+def final_output(p: Params, result: JSON) -> list[WrittenFile]:
+    """The finished store: its consolidated metadata (a template made again is smaller)."""
+    return [(p.output.rstrip("/") + "/zarr.json", result.get("metadata_size"), None)]
 
 
 def count_regions(p: Params, results: Iterator[JSON]) -> JSON:
@@ -239,11 +256,12 @@ ZarrIngest = JobType(
     params=Params,
     stages=(
         Stage("template", handler="zarr_ingest.template", plan=plan_template, aggregate=only_result,
+              outputs=store_output,
               description="the store's metadata, coordinates and the variables off the spatial dimensions"),
         Stage("regions", handler="zarr_ingest.region", plan=plan_regions, aggregate=count_regions, heavy=True,
               retry=RetryPolicy(attempts=3), description="read and write each region of whole chunks"),
         Stage("finalize", handler="zarr_ingest.finalize", plan=plan_finalize, aggregate=only_result,
-              description="consolidate the store's metadata; its STAC item (datacube extension)"),
+              outputs=final_output, description="consolidate the store's metadata; its STAC item (datacube extension)"),
     ),
     hash_exclude=frozenset({"overwrite"}),
     failure_policy=ALL_OR_NOTHING,

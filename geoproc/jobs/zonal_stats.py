@@ -44,6 +44,7 @@ from ..model import (
     StageOutput,
     TaskContext,
     TaskSpec,
+    WrittenFile,
     only_result,
 )
 from ..storage import join, open_fs, publish, redact, sha256_file, storage_errors, version_of
@@ -267,6 +268,20 @@ def job_result(p: Params, values: list[JSON | None]) -> JSON:
             "stats": p.stats, "coverage": p.coverage}
 
 
+def zones_staged(p: Params, result: JSON) -> list[WrittenFile]:
+    """The zones live on their staging until the table is written (which removes it), then on the table."""
+    return [((result["staging"], p.output), None, None)] if result.get("staging") and result.get("zones") else []
+
+
+def batch_staged(p: Params, result: JSON) -> list[WrittenFile]:
+    """A batch lives on its part until the table is written (which removes it), then on the table."""
+    return [((result["part"], p.output), None, None)] if result.get("part") else []
+
+
+def written_table(p: Params, result: JSON) -> list[WrittenFile]:
+    return [(p.output, result.get("size"), result.get("sha256"))] if result.get("sha256") else []
+
+
 def count_batches(p: Params, results: Iterator[JSON]) -> JSON:
     return {"zones": sum(r["zones"] for r in results)}
 
@@ -280,10 +295,12 @@ ZonalStats = JobType(
     params=Params,
     stages=(
         Stage("zones", handler="zonal_stats.zones", plan=plan_zones, aggregate=only_result, heavy=True,
+              outputs=zones_staged,
               description="read and check the zones, reproject them, order them by location into batches"),
         Stage("batches", handler="zonal_stats.batch", plan=plan_batches, aggregate=count_batches, heavy=True,
-              retry=RetryPolicy(attempts=3), description="the statistics of each batch of zones"),
-        Stage("table", handler="zonal_stats.table", plan=plan_table, aggregate=only_result,
+              retry=RetryPolicy(attempts=3), outputs=batch_staged,
+              description="the statistics of each batch of zones"),
+        Stage("table", handler="zonal_stats.table", plan=plan_table, aggregate=only_result, outputs=written_table,
               description="join the batches into the output table"),
     ),
     failure_policy=ALL_OR_NOTHING,

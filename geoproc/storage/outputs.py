@@ -22,9 +22,20 @@ from .urls import is_local, local_path
 
 
 def missing_or_changed(files: Iterable[WrittenFile], storage_options: Mapping[str, Any] | None = None, *,
-                       verify: bool = False, threads: int = 8) -> dict[str, str]:
+                       verify: bool = False, threads: int = 8) -> dict[Any, str]:
     """url -> reason (``missing``, ``size <recorded> -> <found>``, ``sha256 differs``) for each of
-    ``files`` that is gone or differs from its record."""
+    ``files`` that is gone or differs from its record.
+
+    A url given as a tuple names alternatives, any one of which holds the work: a COG's part until the
+    assembly, then the COG (which removes the parts). It is missing only when all of them are.
+    """
+    files = list(files)
+    either = [f for f in files if isinstance(f[0], tuple)]
+    if either:
+        gone = missing_or_changed([(u, None, None) for f in either for u in f[0]], storage_options)
+        bad = {f[0]: "missing" for f in either if all(u in gone for u in f[0])}
+        return {**bad, **missing_or_changed([f for f in files if not isinstance(f[0], tuple)], storage_options,
+                                            verify=verify, threads=threads)}
     by_dir: dict[str, list[WrittenFile]] = {}
     for f in files:
         by_dir.setdefault(posixpath.dirname(f[0].rstrip("/")), []).append(f)
@@ -95,6 +106,8 @@ def remove_unchanged(files: Iterable[WrittenFile], storage_options: Mapping[str,
     """
     out: dict[str, Any] = {"removed": [], "gone": [], "refused": {}}
     for url, _size, sha in files:
+        if isinstance(url, tuple):
+            continue  # alternatives that hold a task's work, not a file of its own
         if not sha:
             out["refused"][url] = "no checksum recorded"
             continue

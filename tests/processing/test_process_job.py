@@ -105,3 +105,28 @@ def test_plan_draws_the_regions_a_run_then_runs(scene, tmp_path, dask_cluster, s
     assert not (tmp_path / "n.tif").exists()  # nothing ran
     res = json.loads(_cli("run", "process", *sets, "--cluster", dask_cluster, "--ledger", sqlite_url, "--json").stdout)
     assert res["job_id"] == plan["job_id"] and res["executed"] == plan["regions"] + 2  # template, finalize
+
+
+@pytest.mark.parametrize("fmt", ["cog", "zarr"])
+def test_a_deleted_output_is_made_again_on_resubmission(fmt, scene, tmp_path, dask_cluster, sqlite_url):
+    import shutil
+
+    import xarray as xr
+
+    path, _ = scene
+    out = tmp_path / ("ndvi.tif" if fmt == "cog" else "ndvi.zarr")
+    params = dict(input=str(path), expr="(b4 - b3) / (b4 + b3)", output=str(out), format=fmt,
+                  region_bytes="256KiB", cluster=dask_cluster, ledger=sqlite_url)
+
+    def content():
+        return out.read_bytes() if fmt == "cog" else xr.open_zarr(out)["data"].values
+
+    first = geoproc.run("process", **params)
+    assert first.status == "completed", first.error
+    want = content()
+    shutil.rmtree(out) if fmt == "zarr" else out.unlink()
+    again = geoproc.run("process", **params)
+    assert again.status == "completed" and not again.cached and again.executed > 0
+    np.testing.assert_array_equal(content(), want) if fmt == "zarr" else (content() == want or pytest.fail("bytes"))
+    third = geoproc.run("process", **params)
+    assert third.cached and third.executed == 0

@@ -213,3 +213,18 @@ def test_a_killed_ingest_resumes_with_only_the_missing_regions(tmp_path, dask_cl
     assert again["executed"] == (total - done) + 1  # the missing regions and the finalize
     xr.testing.assert_identical(xr.open_zarr(store, decode_times=CODER).load(), want)
     assert json.loads(_cli(*args(killed)).stdout)["executed"] == 0
+
+
+def test_a_deleted_store_is_made_again_on_resubmission(tmp_path, dask_cluster, sqlite_url):
+    import shutil
+
+    nc = synthetic(tmp_path / "clim.nc")
+    store = tmp_path / "clim.zarr"
+    params = dict(input=str(nc), output=str(store), region_bytes="256KiB", cluster=dask_cluster, ledger=sqlite_url)
+    assert geoproc.run("zarr_ingest", **params).status == "completed"
+    want = xr.open_zarr(store)["tas"].values
+    shutil.rmtree(store)
+    again = geoproc.run("zarr_ingest", **params)
+    assert again.status == "completed" and again.executed > 0
+    np.testing.assert_array_equal(xr.open_zarr(store)["tas"].values, want)
+    assert geoproc.run("zarr_ingest", **params).executed == 0

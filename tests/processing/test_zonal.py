@@ -261,3 +261,18 @@ def test_a_killed_zonal_job_resumes_with_only_the_missing_batches(dem, tmp_path,
     assert again["executed"] == (total - done) + 1  # the missing batches and the table
     pd.testing.assert_frame_equal(pd.read_parquet(out), want)
     assert json.loads(_cli(*args(killed)).stdout)["executed"] == 0
+
+
+def test_a_deleted_table_is_made_again_on_resubmission(dem, tmp_path, dask_cluster, sqlite_url):
+    zones = zones_in_wgs84()
+    zones.to_file(tmp_path / "zones.gpkg", engine="pyogrio")
+    out = tmp_path / "stats.parquet"
+    params = dict(input=str(dem), zones=str(tmp_path / "zones.gpkg"), zone_id="name", batch=7, output=str(out),
+                  cluster=dask_cluster, ledger=sqlite_url)
+    assert geoproc.run("zonal_stats", **params).status == "completed"
+    want = pd.read_parquet(out)
+    out.unlink()
+    again = geoproc.run("zonal_stats", **params)
+    assert again.status == "completed" and again.executed > 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out), want)
+    assert geoproc.run("zonal_stats", **params).executed == 0
