@@ -288,9 +288,10 @@ def write_html_report(job_id: str, out: str | Path, *, ledger: str | Ledger | No
 
 
 def write_review_report(job_id: str, *, ledger: str | Ledger | None = None,
-                        storage_options: Mapping[str, Any] | None = None) -> list[str]:
+                        storage_options: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Put the job's HTML report (with its quicklooks) beside each preview catalog of a job awaiting
-    review, as ``report.html``: what a reviewer opens before ``geoproc approve``. Returns the URLs."""
+    review, as ``report.html``: what a reviewer opens before ``geoproc approve``. Returns preview
+    catalog -> report URL."""
     from .lifecycle import review_state
 
     led = ledger if isinstance(ledger, Ledger) else open_ledger(ledger, read_only=True)
@@ -299,17 +300,16 @@ def write_review_report(job_id: str, *, ledger: str | Ledger | None = None,
         state = review_state(led, job) or {}
         previews = state.get("previews", []) if state.get("state") == "awaiting" else []
         if not previews:
-            return []
+            return {}
         options = storage_options if storage_options is not None else resolve_storage_options()
         page = render_html(led, job.job_id, storage_options=options)
     finally:
         if not isinstance(ledger, Ledger):
             led.close()
-    written = []
+    written = {}
     for catalog in previews:
-        url = catalog.rsplit("/", 1)[0] + "/report.html"
-        fs, path = open_fs(url, options)
+        written[catalog] = catalog.rsplit("/", 1)[0] + "/report.html"
+        fs, path = open_fs(written[catalog], options)
         with fs.open(path, "w", encoding="utf-8") as f:
             f.write(page)
-        written.append(url)
     return written

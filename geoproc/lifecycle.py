@@ -94,9 +94,9 @@ def _expect_review(led: Ledger, job: JobRecord) -> None:
                         "(`geoproc run` with the same parameters resumes it).")
 
 
-def _staged(led: Ledger, jt: JobType, job_id: str) -> dict[int, dict[str, Any]]:
-    """stage index -> what the stage staged, for the stages that hold a public step back."""
-    values = led.stage_results(job_id)
+def _staged(jt: JobType, values: dict[int, Any]) -> dict[int, dict[str, Any]]:
+    """stage index -> what the stage staged, for the stages that hold a public step back (``values``:
+    the job's stage results)."""
     return {i: values[i][STAGED] for i, st in enumerate(jt.stages)
             if st.publish is not None and isinstance(values.get(i), dict) and isinstance(values[i].get(STAGED), dict)}
 
@@ -114,8 +114,8 @@ def approve(job_id: str, *, by: str | None = None, note: str | None = None, ledg
         _expect_review(led, job)
         jt = get_job(job.job_type)
         params = jt.validate(job.params)
-        staged = _staged(led, jt, job.job_id)
         values = led.stage_results(job.job_id)
+        staged = _staged(jt, values)
         published: dict[str, Any] = {}
         for i, st in enumerate(jt.stages):
             if i in staged:
@@ -157,23 +157,42 @@ def reject(job_id: str, *, reason: str, by: str | None = None, delete_outputs: b
 
 def _remove_outputs(led: Ledger, jt: JobType, job: JobRecord) -> dict[str, Any]:
     """Remove the files the job's tasks recorded, then its preview catalogs."""
-    params = jt.validate(job.params)
     storage_options = resolve_storage_options()
-    files = []
-    for i, st in enumerate(jt.stages):
-        if st.outputs is not None:
-            found, _ = written_files(st.outputs, params, ((None, r) for r in led.stream_results(job.job_id, i)))
-            files += found
-    done = remove_unchanged(files, storage_options)
-    for staged in _staged(led, jt, job.job_id).values():
+    done = _removal(_files_of(led, jt, jt.validate(job.params), job.job_id), storage_options)
+    done["previews"] = []
+    for staged in _staged(jt, led.stage_results(job.job_id)).values():
         if staged.get("catalog"):
             root = staged["catalog"].rsplit("/", 1)[0]
             fs, path = open_fs(root, storage_options)
             if fs.exists(path):
                 fs.rm(path, recursive=True)
-            done.setdefault("previews", []).append(redact(root))
+            done["previews"].append(redact(root))
+    return done
+
+
+def _files_of(led: Ledger, jt: JobType, params: Any, job_id: str, keys: set[str] | None = None) -> list[WrittenFile]:
+    """The files the job's completed tasks recorded (only those of the tasks keyed ``keys``, if given),
+    each once, with its checksum when a stage recorded one (a Zarr store is named by its template and by
+    its finalize). Alternatives, where a task's work lives until an assembly, are no files of their own."""
+    best: dict[str, WrittenFile] = {}
+    for i, st in enumerate(jt.stages):
+        if st.outputs is None:
+            continue
+        rows = led.list_tasks(job_id, status=TaskStatus.COMPLETED, stage=i, limit=None)
+        found, _ = written_files(st.outputs, params, ((None, t["result"]) for t in rows
+                                                      if keys is None or t["key"] in keys))
+        for f in found:
+            url = f[0]
+            if isinstance(url, str) and (url not in best or (f[2] and not best[url][2])):
+                best[url] = f
+    return list(best.values())
+
+
+def _removal(files: list[WrittenFile], storage_options: dict[str, Any]) -> dict[str, Any]:
+    """:func:`~geoproc.storage.outputs.remove_unchanged`, its URLs as the ledger shows them (no secrets)."""
+    done = remove_unchanged(files, storage_options)
     return {"removed": [redact(u) for u in done["removed"]], "gone": [redact(u) for u in done["gone"]],
-            "refused": {redact(u): why for u, why in done["refused"].items()}, "previews": done.get("previews", [])}
+            "refused": {redact(u): why for u, why in done["refused"].items()}}
 
 
 def review_state(led: Ledger, job: JobRecord) -> dict[str, Any] | None:
@@ -183,7 +202,8 @@ def review_state(led: Ledger, job: JobRecord) -> dict[str, Any] | None:
         return None
     decision = led.last_event(job.job_id, (APPROVED, REJECTED))
     if job.status == JobStatus.AWAITING_REVIEW or decision is None:
-        previews = [s["catalog"] for s in _staged(led, get_job(job.job_type), job.job_id).values() if s.get("catalog")]
+        staged = _staged(get_job(job.job_type), led.stage_results(job.job_id))
+        previews = [s["catalog"] for s in staged.values() if s.get("catalog")]
         return {"state": "awaiting" if job.status == JobStatus.AWAITING_REVIEW else "not staged",
                 "previews": [redact(p) for p in previews]}
     data = decision["data"] or {}
@@ -229,20 +249,7 @@ def _withdrawal(led: Ledger, job: JobRecord, item: str | None = None) -> Withdra
                 w.items.append(r["id"])
                 w.collection = (r.get("item") or {}).get("collection", w.collection)
                 keys.add(t["key"])
-    for i, st in enumerate(jt.stages):
-        if st.outputs is None:
-            continue
-        rows = led.list_tasks(job.job_id, status=TaskStatus.COMPLETED, stage=i, limit=None)
-        found, _ = written_files(st.outputs, w.params, ((None, t["result"]) for t in rows
-                                                        if item is None or t["key"] in keys))
-        w.outputs += found
-    # one entry per file, the one with a checksum when a stage recorded it (a write's COG is named by its
-    # regions, without one, and by its assembly, with one)
-    best: dict[Any, WrittenFile] = {}
-    for f in (f for f in w.outputs if isinstance(f[0], str)):  # alternatives name no file of their own
-        if f[0] not in best or (f[2] and not best[f[0]][2]):
-            best[f[0]] = f
-    w.outputs = list(best.values())
+    w.outputs = _files_of(led, jt, w.params, job.job_id, keys if item is not None else None)
     return w
 
 
@@ -345,9 +352,7 @@ def _withdraw(led: Ledger, w: Withdrawal, who: str, item: str | None, settings: 
             cat.recompute_collection(w.collection)  # type: ignore[arg-type]
             led.event(job_id, "unpublish_static", message=f"{done['static_removed']} item files removed",
                       data={"catalog": redact(p.stac_catalog), "removed": done["static_removed"]})
-        removal = remove_unchanged(w.outputs, storage_options)
-        done.update({"removed": [redact(u) for u in removal["removed"]], "gone": [redact(u) for u in removal["gone"]],
-                     "refused": {redact(u): why for u, why in removal["refused"].items()}})
+        done.update(_removal(w.outputs, storage_options))
         if w.outputs:
             led.event(job_id, "unpublish_outputs", message=f"{len(done['removed'])} removed, {len(done['refused'])} "
                       "refused", data={k: done[k] for k in ("removed", "gone", "refused")})

@@ -16,7 +16,6 @@ from .. import api
 from ..htmlreport import write_review_report
 from ..jobs import ALL_JOBS
 from ..ledger import open_ledger
-from ..model import STAGED
 from ..planview import dry_run
 from ..report import progress_table, seconds, styled
 from ..status import JobStatus, TaskStatus
@@ -99,9 +98,10 @@ def run_and_report(start: Callable[[ProgressView], api.JobResult], as_json: bool
     finally:
         view.close()
     if res.status == JobStatus.AWAITING_REVIEW:
-        for url in write_review_report(res.job_id, ledger=ledger):
+        reports = write_review_report(res.job_id, ledger=ledger)
+        for url in reports.values():
             err.print(f"Review report: {escape(redact(url))}")
-        err.print(escape(review_line(res.job_id, {"state": "awaiting", "previews": staged_previews(res.result)})))
+        err.print(escape(review_line(res.job_id, {"state": "awaiting", "previews": list(reports)})))
     if as_json:
         print_json(res.to_dict())
     else:
@@ -238,11 +238,3 @@ def plan(
         if key in s:
             t.add_row(key, s[key])
     out.print(t)
-
-
-def staged_previews(result: object) -> list[str]:
-    """The preview catalogs named in a job result (a stage value with a ``staged`` entry, at any depth)."""
-    if not isinstance(result, dict):
-        return []
-    found = [result[STAGED]["catalog"]] if isinstance(result.get(STAGED), dict) and result[STAGED].get("catalog") else []
-    return found + [p for v in result.values() for p in staged_previews(v)]

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import model_validator
 
 from ..errors import NO_PREDECESSOR_RESULT, TaskError
-from ..model import JSON, STORAGE_RETRY, Stage, TaskContext, TaskSpec
+from ..model import JSON, STORAGE_RETRY, Aggregator, Stage, TaskContext, TaskSpec
 from ..stac import StaticCatalog, create_item, item_id
 from ..stac.publish import StacOptions, default_collection_id, review_root, stage_preview
 from ..stac.publish import publish as load_catalog
@@ -119,18 +119,19 @@ def plan_items(params: Any, previous_keys: list[str]) -> Iterator[TaskSpec]:
             "review": review_base(params, params.output)})
 
 
-def catalog_outputs(params: Any, results: Iterator[JSON]) -> JSON | None:
-    if not params.wants_stac:
-        return None
-    return catalog_items(params, params.output, results)
+def catalog_steps(root: Callable[[Any], str]) -> tuple[Aggregator, Aggregator]:
+    """The aggregate and the held-back public step (``Stage.publish``) of a stage whose items go to the
+    collection named after ``root(params)``; both do nothing when the job asks for no catalog."""
+    def aggregate(params: Any, results: Iterator[JSON]) -> JSON | None:
+        return catalog_items(params, root(params), results) if params.wants_stac else None
+
+    def publish(params: Any, results: Iterator[JSON]) -> JSON | None:
+        return approve_items(params, root(params), results) if params.wants_stac else None
+
+    return aggregate, publish
 
 
-def approve_outputs(params: Any, results: Iterator[JSON]) -> JSON | None:
-    if not params.wants_stac:
-        return None
-    return approve_items(params, params.output, results)
-
-
+catalog_outputs, approve_outputs = catalog_steps(lambda params: params.output)
 STAGE = Stage("stac", handler="stac.item", plan=plan_items, aggregate=catalog_outputs, lineage=True,
               retry=STORAGE_RETRY, publish=approve_outputs,
               description="one STAC item per output (stac_catalog / pgstac_dsn); then load pgstac and write the collection")
@@ -171,19 +172,11 @@ def catalog_output_item(params: JSON, ctx: TaskContext) -> JSON:
     if not item:
         raise TaskError(f"stac task {ctx.key} received no item from the output's finalize",
                         code=NO_PREDECESSOR_RESULT)
-    item = {**item, "id": params["id"], "collection": params["collection"],
-            "links": [lk for lk in item.get("links", []) if lk.get("rel") not in ("root", "parent", "collection")]}
+    item = {**item, "id": params["id"], "collection": params["collection"]}
     return catalogued(item, ctx, catalog=params.get("catalog"), review=params.get("review"))
 
 
-def catalog_output(params: Any, results: Iterator[JSON]) -> JSON | None:
-    return catalog_items(params, output_root(params), results) if params.wants_stac else None
-
-
-def approve_output(params: Any, results: Iterator[JSON]) -> JSON | None:
-    return approve_items(params, output_root(params), results) if params.wants_stac else None
-
-
+catalog_output, approve_output = catalog_steps(output_root)
 OUTPUT_STAGE = Stage("stac", handler="stac.output_item", plan=plan_output_item, aggregate=catalog_output,
                      lineage=True, retry=STORAGE_RETRY, publish=approve_output,
                      description="the output's STAC item into the static catalog / pgstac (stac_catalog / pgstac_dsn)")

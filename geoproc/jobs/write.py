@@ -31,7 +31,6 @@ import math
 import os
 import posixpath
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -62,7 +61,7 @@ from ..raster.stats import BandStats
 from ..raster.writers import write_cog, write_part
 from ..stac.cube import create_cube_item
 from ..stac.items import create_item
-from ..storage import join, open_fs, publish, redact, sha256_file
+from ..storage import join, publish, redact, sha256_file
 from ..storage.urls import Location
 from ..units import ByteSize, human_bytes, utc_iso
 from . import large_raster_tasks
@@ -184,7 +183,7 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     transform = Affine(*p.grid["transform"][:6])
     common = {"format": p.format, "output": p.output, "name": p.name, "crs": p.grid["crs"], "nodata": p.nodata,
               "tier": p.tier, "overview_resampling": p.overview_resampling}
-    made = ((previous.value or {}).get("created") if previous is not None else None) if p.format == "zarr" else None
+    made = rg.template_id(previous)
     for r in rg.plan_regions(p.geobox(), p.chunks, bands=p.bands, itemsize=itemsize, region_bytes=int(p.region_bytes)):
         dest = None
         if p.format == "cog":
@@ -231,10 +230,9 @@ def template(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None) ->
     """Prepare the output: a Zarr template, or the check that no foreign file is in the way."""
     arr = _need(obj)
     if params["format"] == "zarr":
-        made = rg.write_template(arr, params["output"], name=params["name"], chunks=tuple(params["chunks"]),
-                                 job_id=ctx.job_id, overwrite=params["overwrite"], storage_options=ctx.storage_options)
-        # a new template is an empty store: its id fingerprints the regions, so that they are written again
-        return {**made, "created": uuid.uuid4().hex}
+        return rg.new_template(rg.write_template(
+            arr, params["output"], name=params["name"], chunks=tuple(params["chunks"]), job_id=ctx.job_id,
+            overwrite=params["overwrite"], storage_options=ctx.storage_options))
     rg.refuse_foreign_raster(params["output"], stamp(ctx.job_id), params["overwrite"], ctx.storage_options)
     return {"output": redact(params["output"]), "shape": list(arr.shape), "dtype": arr.dtype.name}
 
@@ -279,7 +277,7 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
     """Finish the output: consolidate the Zarr metadata, or assemble the COG / the tiles' VRT."""
     now = utc_iso(dt.datetime.now(dt.UTC))
     if params["format"] == "zarr":
-        rg.finish_store(params["output"], ctx.storage_options)
+        metadata_size = rg.finish_store(params["output"], ctx.storage_options)
         stats = params.get("stats")
         band_stats = BandStats.from_json(stats["counts"]).result(stats["pixels"]) if stats else None
         item = create_cube_item(redact(params["output"]), crs=params["crs"], transform=params["transform"],
@@ -287,9 +285,8 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
                                 bands=params["bands"], chunks=params["chunks"], nodata=params["nodata"],
                                 datetime=now, job_id=ctx.job_id)
         publish_json(item, params["item"], ctx)
-        fs, path = open_fs(join(params["output"], "zarr.json"), ctx.storage_options)
         return {"output": params["output"], "band_stats": band_stats, "item": redact(params["item"]), "stac_item": item,
-                "metadata_size": int(fs.size(path))}  # consolidated: a template made again is smaller
+                "metadata_size": metadata_size}
     if params["format"] == "tiles":
         return large_raster_tasks.assemble(params, ctx)
     result = large_raster_tasks.assemble({**params, "tags": {PROVENANCE_TAG: stamp(ctx.job_id)}}, ctx)
@@ -321,31 +318,27 @@ def handlers_for_array(obj: xr.DataArray) -> dict[str, Callable[..., JSON]]:
 # --- what each stage's work lives on (checked before a finished write is trusted) -------------------------
 
 
-def _store_marker(p: Any) -> WrittenFile:
-    """A Zarr store's root metadata: the store is gone when it is."""
-    return (join(p.output, "zarr.json"), None, None)
-
-
 def template_output(p: Any, result: JSON) -> list[WrittenFile]:
-    """A Zarr template lives on its store (made again, it fingerprints the regions anew: see ``created``)."""
-    return [_store_marker(p)] if p.format == "zarr" else []
+    """A Zarr template lives on its store; made again, it fingerprints the regions anew
+    (:func:`~geoproc.raster.regions.template_id`), so they need no check of their own."""
+    return [(rg.store_metadata(p.output), None, None)] if p.format == "zarr" else []
 
 
 def region_output(p: Any, result: JSON) -> list[WrittenFile]:
-    """What a region's work lives on: its tile (tiles), the store (zarr), or its part until the assembly
-    removes it, then the COG: when both are gone, the region runs again for a new assembly."""
+    """What a region's work lives on: its tile (tiles), or its part until the assembly removes it, then
+    the COG: when both are gone, the region runs again for a new assembly."""
     if p.format == "tiles":
         return [(result["url"], result.get("size"), result.get("sha256"))] if result.get("url") else []
-    if p.format == "zarr":
-        return [_store_marker(p)]
-    return [((result["url"], p.output), None, None)] if result.get("url") else []  # the part, or the COG
+    if p.format == "cog" and result.get("url"):
+        return [((result["url"], p.output), None, None)]  # the part, or the COG
+    return []
 
 
 def final_output(p: Any, result: JSON) -> list[WrittenFile]:
     """The finished output: the COG (size and sha256 recorded), or the store's consolidated metadata."""
     if p.format == "cog":
         return [(p.output, result.get("size"), result.get("sha256"))] if result.get("sha256") else []
-    return [(join(p.output, "zarr.json"), result.get("metadata_size"), None)] if p.format == "zarr" else []
+    return [(rg.store_metadata(p.output), result.get("metadata_size"), None)] if p.format == "zarr" else []
 
 
 def count_regions(p: Params, results: Iterator[JSON]) -> JSON | None:

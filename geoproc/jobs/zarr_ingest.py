@@ -23,7 +23,6 @@ ingested again, a crash resumes with the regions not yet written, a finished job
 
 from __future__ import annotations
 
-import uuid
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -48,7 +47,7 @@ from ..model import (
 )
 from ..raster import regions as rg
 from ..stac.cube import create_dataset_item
-from ..storage import is_local, local_path, open_fs, options_for, redact, resolve_storage_options, version_of
+from ..storage import is_local, local_path, options_for, redact, resolve_storage_options, version_of
 from ..storage.listing import is_directory, list_files
 from ..storage.urls import Location, canonical
 from ..units import ByteSize, utc_iso
@@ -157,7 +156,7 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     _, y, x, chunks, regions, token = planned(p)
     if p.dry_run:
         return
-    made = (previous.value or {}).get("created") if previous is not None else None  # a template made again
+    made = rg.template_id(previous)  # a template made again: its regions are written again
     for r in regions:
         yield TaskSpec(key=r.key, fingerprint=f"{token}:{made}" if made else token, params={
             "source": _source(p), "output": p.output, "slices": {d: list(s) for d, s in r.slices.items()}})
@@ -178,10 +177,9 @@ def item_url(store: str) -> str:
 
 def template(params: JSON, ctx: TaskContext) -> JSON:
     ds, y, x = dataset_of(params["source"], ctx.storage_options)
-    made = cs.write_template(ds, params["output"], y=y, x=x, chunks=params["chunks"], job_id=ctx.job_id,
-                             overwrite=params["overwrite"], storage_options=ctx.storage_options)
-    # a new template is an empty store: its id fingerprints the regions, so that they are written again
-    return {**made, "created": uuid.uuid4().hex}
+    return rg.new_template(cs.write_template(ds, params["output"], y=y, x=x, chunks=params["chunks"],
+                                             job_id=ctx.job_id, overwrite=params["overwrite"],
+                                             storage_options=ctx.storage_options))
 
 
 def region(params: JSON, ctx: TaskContext) -> JSON:
@@ -196,7 +194,7 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
 
     import xarray as xr
 
-    rg.finish_store(params["output"], ctx.storage_options)
+    metadata_size = rg.finish_store(params["output"], ctx.storage_options)
     store = params["output"]
     so = None if is_local(store) else options_for(store, ctx.storage_options)
     with warnings.catch_warnings():
@@ -206,19 +204,17 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
     item = create_dataset_item(redact(store), ds, y=params["y"], x=params["x"], job_id=ctx.job_id,
                                written=utc_iso(dt.datetime.now(dt.UTC)))
     publish_json(item, params["item"], ctx)
-    fs, path = open_fs(store.rstrip("/") + "/zarr.json", ctx.storage_options)
-    return {"output": redact(store), "item": redact(params["item"]),
-            "metadata_size": int(fs.size(path))}  # consolidated: a template made again is smaller
+    return {"output": redact(store), "item": redact(params["item"]), "metadata_size": metadata_size}
 
 
 def store_output(p: Params, result: JSON) -> list[WrittenFile]:
-    """The template and the regions live on the store: when it is gone, they run again."""
-    return [(p.output.rstrip("/") + "/zarr.json", None, None)]
+    """The template lives on the store: when it is gone, it is made again, and the regions with it."""
+    return [(rg.store_metadata(p.output), None, None)]
 
 
 def final_output(p: Params, result: JSON) -> list[WrittenFile]:
     """The finished store: its consolidated metadata (a template made again is smaller)."""
-    return [(p.output.rstrip("/") + "/zarr.json", result.get("metadata_size"), None)]
+    return [(rg.store_metadata(p.output), result.get("metadata_size"), None)]
 
 
 def count_regions(p: Params, results: Iterator[JSON]) -> JSON:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ import numpy as np
 import rasterio
 
 from ..errors import BAD_DIMS, CRS_MISSING, NOT_A_DATAARRAY, ZARR_INCOMPATIBLE, InvalidInput, OutputExists
-from ..storage import gdal_env, is_local, local_path, open_fs, options_for, redact, storage_errors
+from ..storage import gdal_env, is_local, join, local_path, open_fs, options_for, redact, storage_errors
 from .cog import PROVENANCE_TAG
 from .io import open_raster
 from .stats import BandStats
@@ -241,8 +242,12 @@ def refuse_foreign_raster(url: str, stamp: str, overwrite: bool, storage_options
                            "it, or choose another output.")
 
 
-def finish_store(store: str, storage_options: Mapping[str, Any] | None) -> None:
-    """Consolidate the store's metadata (one read opens it); zarr says v3 does not specify it yet."""
+def finish_store(store: str, storage_options: Mapping[str, Any] | None) -> int:
+    """Consolidate the store's metadata (one read opens it); zarr says v3 does not specify it yet.
+
+    Returns the size of the consolidated root metadata: a template made again is smaller, which is
+    how a finished store that was deleted and re-templated is told from the one that was finished.
+    """
     import zarr
 
     options = zarr_options(store, storage_options)
@@ -251,6 +256,28 @@ def finish_store(store: str, storage_options: Mapping[str, Any] | None) -> None:
         target = (zarr.storage.FsspecStore.from_url(store, storage_options=options, read_only=False)
                   if options else zarr_target(store))
         zarr.consolidate_metadata(target, zarr_format=3)
+        fs, path = open_fs(store_metadata(store), storage_options)
+        return int(fs.size(path))
+
+
+def store_metadata(store: str) -> str:
+    """The store's root metadata: a store is gone when it is."""
+    return join(store, "zarr.json")
+
+
+#: the key of a Zarr template task's result that names this making of the template
+TEMPLATE_ID = "created"
+
+
+def new_template(made: dict[str, Any]) -> dict[str, Any]:
+    """A template task's result: a new template is an empty store, so its id fingerprints the regions
+    (:func:`template_id`), which are then written again instead of skipped."""
+    return {**made, TEMPLATE_ID: uuid.uuid4().hex}
+
+
+def template_id(previous: Any) -> str | None:
+    """The id of the template the regions go into, from the template stage's output (None without one)."""
+    return (previous.value or {}).get(TEMPLATE_ID) if previous is not None else None
 
 
 def merge_stats(results: Iterator[dict[str, Any]]) -> dict[str, Any] | None:

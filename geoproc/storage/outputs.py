@@ -94,7 +94,6 @@ def _sha256(url: str, storage_options: Mapping[str, Any] | None, chunk: int = 8 
     return h.hexdigest()
 
 
-
 def remove_unchanged(files: Iterable[WrittenFile], storage_options: Mapping[str, Any] | None = None
                      ) -> dict[str, Any]:
     """Delete each of ``files`` whose bytes still hash to the recorded sha256; keep every other one.
@@ -106,8 +105,6 @@ def remove_unchanged(files: Iterable[WrittenFile], storage_options: Mapping[str,
     """
     out: dict[str, Any] = {"removed": [], "gone": [], "refused": {}}
     for url, _size, sha in files:
-        if isinstance(url, tuple):
-            continue  # alternatives that hold a task's work, not a file of its own
         if not sha:
             out["refused"][url] = "no checksum recorded"
             continue

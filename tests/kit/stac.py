@@ -23,3 +23,12 @@ def validate_collection(coll: dict[str, Any]) -> None:
 
     stac_pydantic.Collection.model_validate(coll)
     assert pystac.Collection.from_dict(json.loads(json.dumps(coll))).id == coll["id"]
+
+
+def pgstac_ids(dsn: str, collection: str) -> list[str]:
+    """The ids of ``collection``'s items in pgstac, sorted."""
+    from geoproc.stac import pgstac as pg
+
+    with pg.connect(dsn) as db, db.connect().cursor() as cur:
+        cur.execute("SELECT id FROM items WHERE collection = %s ORDER BY id", [collection])
+        return [r[0] for r in cur.fetchall()]

@@ -11,21 +11,15 @@ import subprocess
 
 import pytest
 from kit.drivers import geoproc_cmd
+from kit.stac import pgstac_ids
 
 import geoproc
 from geoproc.ledger import open_ledger
 from geoproc.lifecycle import ReviewRefused
-from geoproc.stac import pgstac as pg
 
 
 def _cli(*args):
     return subprocess.run(geoproc_cmd(*args), capture_output=True, text=True, timeout=300)
-
-
-def _pgstac_ids(dsn, collection):
-    with pg.connect(dsn) as db, db.connect().cursor() as cur:
-        cur.execute("SELECT id FROM items WHERE collection = %s ORDER BY id", [collection])
-        return [r[0] for r in cur.fetchall()]
 
 
 def _ledger_item_ids(ledger, job_id):
@@ -63,11 +57,11 @@ def test_review_then_approve_publishes_exactly_once(review_run, az_fs, az_contai
     assert len(az_fs.glob(f"{preview}/{collection_id}/*/*.json")) == 4
     assert json.loads(az_fs.cat(f"{preview}/{collection_id}/collection.json"))["id"] == collection_id
     assert not az_fs.exists(f"{az_container}/catalog/catalog.json")
-    assert _pgstac_ids(pgstac_dsn, collection_id) == []
+    assert pgstac_ids(pgstac_dsn, collection_id) == []
 
     again = review_run()  # re-submitted: nothing new is converted, and it still waits
     assert again.status == "awaiting_review" and again.job_id == res.job_id
-    assert _pgstac_ids(pgstac_dsn, collection_id) == []
+    assert pgstac_ids(pgstac_dsn, collection_id) == []
 
     shown = json.loads(_cli("status", job, "--ledger", review_run.ledger, "--json").stdout)
     assert shown["status"] == "awaiting_review" and shown["review"]["state"] == "awaiting"
@@ -76,7 +70,7 @@ def test_review_then_approve_publishes_exactly_once(review_run, az_fs, az_contai
     approved = geoproc.approve(job, by="alice", note="colours checked", ledger=review_run.ledger)
     assert approved.status == "completed"
     ids = _ledger_item_ids(review_run.ledger, res.job_id)
-    assert _pgstac_ids(pgstac_dsn, collection_id) == ids and len(ids) == 4
+    assert pgstac_ids(pgstac_dsn, collection_id) == ids and len(ids) == 4
     public = json.loads(az_fs.cat(f"{az_container}/catalog/{collection_id}/collection.json"))
     assert sorted(lk["href"].split("/")[1] for lk in public["links"] if lk["rel"] == "item") == ids
 
@@ -87,7 +81,7 @@ def test_review_then_approve_publishes_exactly_once(review_run, az_fs, az_contai
 
     rerun = review_run()  # the approved job re-submitted: nothing new, so it stays published
     assert rerun.status == "completed" and rerun.executed <= 1  # only the listing looks again
-    assert _pgstac_ids(pgstac_dsn, collection_id) == ids
+    assert pgstac_ids(pgstac_dsn, collection_id) == ids
 
     shown = json.loads(_cli("status", job, "--ledger", review_run.ledger, "--json").stdout)
     assert shown["review"]["state"] == "approved" and shown["review"]["by"] == "alice"
@@ -110,7 +104,7 @@ def test_reject_with_delete_outputs_loads_nothing_and_keeps_a_changed_file(revie
     assert az_fs.glob(f"{az_container}/cogs/*.tif") == [cogs[0]]  # only the changed file is kept
     assert not az_fs.exists(f"{az_container}/catalog.review/{job}")
     assert not az_fs.exists(f"{az_container}/catalog/catalog.json")
-    assert _pgstac_ids(pgstac_dsn, collection_id) == []
+    assert pgstac_ids(pgstac_dsn, collection_id) == []
 
     led = open_ledger(review_run.ledger, read_only=True)
     try:
@@ -162,14 +156,14 @@ def test_processing_outputs_are_catalogued_and_held_for_review(dask_cluster, pgs
     cog = geoproc.run("process", input=str(scene), expr="(b4 - b3) / (b4 + b3)", output=f"az://{az_container}/ndvi.tif",
                       publish="review", **common)
     assert cog.status == "awaiting_review", cog.error
-    assert _pgstac_ids(pgstac_dsn, collection_id) == []
+    assert pgstac_ids(pgstac_dsn, collection_id) == []
     preview = json.loads(az_fs.cat(f"{az_container}/catalog.review/{cog.job_id[:12]}/{collection_id}/ndvi/ndvi.json"))
     assert preview["assets"]["data"]["href"] == f"az://{az_container}/ndvi.tif"
     geoproc.approve(cog.job_id, by="dana", ledger=ledger)
     bands = [str(write_geotiff(tmp_path / f"b{i}.tif", size=(64, 48), bands=1)) for i in (1, 2)]
     cube = geoproc.run("stack", inputs=bands, output=f"az://{az_container}/pair.zarr", format="zarr", **common)
     assert cube.status == "completed", cube.error  # publish=auto: catalogued at once
-    assert _pgstac_ids(pgstac_dsn, collection_id) == ["ndvi", "pair"]
+    assert pgstac_ids(pgstac_dsn, collection_id) == ["ndvi", "pair"]
     pair = json.loads(az_fs.cat(f"{az_container}/catalog/{collection_id}/pair/pair.json"))
     assert "cube:dimensions" in pair["properties"] and pair["collection"] == collection_id
 
