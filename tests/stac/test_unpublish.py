@@ -13,6 +13,7 @@ import subprocess
 import pytest
 from kit.drivers import geoproc_cmd
 from kit.polling import wait_for
+from kit.stac import pgstac_ids
 from shapely.geometry import box
 from shapely.ops import unary_union
 
@@ -23,12 +24,6 @@ from geoproc.stac import pgstac as pg
 
 def _cli(*args):
     return subprocess.run(geoproc_cmd(*args), capture_output=True, text=True, timeout=300)
-
-
-def _pgstac_ids(dsn, collection):
-    with pg.connect(dsn) as db, db.connect().cursor() as cur:
-        cur.execute("SELECT id FROM items WHERE collection = %s ORDER BY id", [collection])
-        return [r[0] for r in cur.fetchall()]
 
 
 def _pgstac_collection(dsn, collection):
@@ -42,7 +37,7 @@ def publish(dask_cluster, pgstac_dsn, small_cogs, tmp_path, az_container, collec
     """``publish(name, first, n)``: the cog job on files first..first+n-1 of a shared series, into
     ``az://<container>/<name>`` and one collection (static catalog on Azurite, and pgstac)."""
     ledger = f"sqlite:///{tmp_path}/ledger.db"
-    every = small_cogs(64, directory=tmp_path / "all")
+    every = small_cogs(160, directory=tmp_path / "all")
 
     def run(name, first, n):
         src = tmp_path / name
@@ -72,13 +67,13 @@ def test_unpublish_removes_exactly_the_jobs_items_and_outputs(publish, az_fs, az
                                                               collection_id):
     a, b = publish("a", 0, 3), publish("b", 10, 2)
     ids_a, ids_b = _item_ids(publish.ledger, a.job_id), _item_ids(publish.ledger, b.job_id)
-    assert _pgstac_ids(pgstac_dsn, collection_id) == sorted(ids_a + ids_b)
+    assert pgstac_ids(pgstac_dsn, collection_id) == sorted(ids_a + ids_b)
     cogs_a = sorted(az_fs.glob(f"{az_container}/a/*.tif"))
     az_fs.pipe(cogs_a[0], b"edited by hand since")  # changed behind geoproc's back
 
     plan = json.loads(_cli("unpublish", a.job_id[:12], "--ledger", publish.ledger, "--json").stdout)
     assert plan["dry_run"] and sorted(plan["jobs"][0]["items"]) == ids_a and len(plan["jobs"][0]["outputs"]) == 3
-    assert len(az_fs.glob(f"{az_container}/a/*.tif")) == 3 and _pgstac_ids(pgstac_dsn, collection_id) == sorted(ids_a + ids_b)
+    assert len(az_fs.glob(f"{az_container}/a/*.tif")) == 3 and pgstac_ids(pgstac_dsn, collection_id) == sorted(ids_a + ids_b)
 
     p = _cli("unpublish", a.job_id[:12], "--yes", "--by", "carol", "--ledger", publish.ledger)
     assert p.returncode == 3, p.stderr  # one file refused
@@ -86,7 +81,7 @@ def test_unpublish_removes_exactly_the_jobs_items_and_outputs(publish, az_fs, az
     az_fs.invalidate_cache()
     assert az_fs.glob(f"{az_container}/a/*.tif") == [cogs_a[0]]  # the changed file is kept
     assert len(az_fs.glob(f"{az_container}/b/*.tif")) == 2
-    assert _pgstac_ids(pgstac_dsn, collection_id) == ids_b
+    assert pgstac_ids(pgstac_dsn, collection_id) == ids_b
 
     # both catalogs' collections now describe b's items only
     static = json.loads(az_fs.cat(f"{az_container}/catalog/{collection_id}/collection.json"))
@@ -114,7 +109,7 @@ def test_unpublish_one_item_then_the_collection(publish, az_fs, az_container, pg
     one = ids_a[0]
     p = _cli("unpublish", "--collection", collection_id, "--item", one, "--yes", "--ledger", publish.ledger)
     assert p.returncode == 0, p.stderr
-    assert _pgstac_ids(pgstac_dsn, collection_id) == sorted(ids_a[1:] + ids_b)
+    assert pgstac_ids(pgstac_dsn, collection_id) == sorted(ids_a[1:] + ids_b)
     az_fs.invalidate_cache()
     assert len(az_fs.glob(f"{az_container}/a/*.tif")) == 1 and not az_fs.exists(f"{az_container}/a/{one}.tif")
     led = open_ledger(publish.ledger, read_only=True)
@@ -125,7 +120,7 @@ def test_unpublish_one_item_then_the_collection(publish, az_fs, az_container, pg
 
     res = geoproc.unpublish(collection=collection_id, yes=True, ledger=publish.ledger)
     assert sorted(j["job_id"] for j in res["jobs"]) == sorted([a.job_id, b.job_id])
-    assert _pgstac_ids(pgstac_dsn, collection_id) == []
+    assert pgstac_ids(pgstac_dsn, collection_id) == []
     az_fs.invalidate_cache()
     assert az_fs.glob(f"{az_container}/a/*.tif") == [] and az_fs.glob(f"{az_container}/b/*.tif") == []
     static = json.loads(az_fs.cat(f"{az_container}/catalog/{collection_id}/collection.json"))
@@ -134,15 +129,15 @@ def test_unpublish_one_item_then_the_collection(publish, az_fs, az_container, pg
 
 def test_an_unpublish_killed_midway_finishes_when_run_again(publish, az_fs, az_container, pgstac_dsn,
                                                            collection_id):
-    job = publish("many", 0, 64)
+    job = publish("many", 0, 160)  # enough files that the kill lands midway on a loaded machine
     args = ["unpublish", job.job_id[:12], "--yes", "--ledger", publish.ledger]
     proc = subprocess.Popen(geoproc_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
         def some_gone():
             az_fs.invalidate_cache()
-            return proc.poll() is not None or len(az_fs.glob(f"{az_container}/many/*.tif")) < 60
-        wait_for(some_gone, timeout=120, what="the unpublish to start removing files")
+            return proc.poll() is not None or len(az_fs.glob(f"{az_container}/many/*.tif")) < 156
+        wait_for(some_gone, timeout=120, interval=0.01, what="the unpublish to start removing files")
         assert proc.poll() is None, "the unpublish ended before it could be interrupted"
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
@@ -151,7 +146,7 @@ def test_an_unpublish_killed_midway_finishes_when_run_again(publish, az_fs, az_c
             proc.kill()
     az_fs.invalidate_cache()
     left = len(az_fs.glob(f"{az_container}/many/*.tif"))
-    assert 0 < left < 64
+    assert 0 < left < 160
     led = open_ledger(publish.ledger, read_only=True)
     try:
         assert led.get_job(job.job_id).status == "completed"  # not marked done: it was interrupted
@@ -162,14 +157,14 @@ def test_an_unpublish_killed_midway_finishes_when_run_again(publish, az_fs, az_c
     assert p.returncode == 0, p.stderr
     az_fs.invalidate_cache()
     assert az_fs.glob(f"{az_container}/many/*.tif") == []
-    assert _pgstac_ids(pgstac_dsn, collection_id) == []
+    assert pgstac_ids(pgstac_dsn, collection_id) == []
     led = open_ledger(publish.ledger, read_only=True)
     try:
         assert led.get_job(job.job_id).status == "unpublished"
         outputs = [e for e in led.events(job.job_id) if e["kind"] == "unpublish_outputs"]
     finally:
         led.close()
-    assert len(outputs[-1]["data"]["removed"]) == left and len(outputs[-1]["data"]["gone"]) == 64 - left
+    assert len(outputs[-1]["data"]["removed"]) == left and len(outputs[-1]["data"]["gone"]) == 160 - left
 
 
 def test_unpublish_refusals(dask_cluster, small_cogs, tmp_path):
