@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from .profiles import BLOCKSIZE
-from .writers import mem_dataset
+from .writers import TILED, mem_dataset
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,15 @@ OVERVIEW_MARGIN = 8  # source pixels read around each window: the widest kernel 
 WINDOW_BYTES = 4 * 2**20  # bytes of source pixels one overview step holds (bands are split to fit)
 
 
-def build_overview_levels(src_path: str, work_dir: str, *, levels: int, resampling: str,
-                          nodata: float | None, window_bytes: int = WINDOW_BYTES) -> list[str]:
-    """Compute ``levels`` 2x overviews of ``src_path``, each from the previous one, window by window.
+def build_overview_levels(source: str | Any, work_dir: str, *, levels: int, resampling: str,
+                          nodata: float | None, window_bytes: int = WINDOW_BYTES, name: str = "ovr{k}.tif",
+                          options: dict[str, Any] | None = None) -> list[str]:
+    """Compute ``levels`` 2x overviews of ``source``, each from the previous one, window by window.
 
-    Level *k* is a tiled GeoTIFF ``ovr{k}.tif`` of ``ceil(size / 2)`` pixels of level *k - 1*. Every
+    ``source`` is a path or an open dataset (a region's pixels in a ``MEM`` dataset). Level *k* is a
+    tiled GeoTIFF ``name`` (``{k}`` its level) of ``ceil(size / 2)`` pixels of level *k - 1*,
+    uncompressed, or with the creation ``options`` given (a COG's codec: every band of a window is then
+    written at once, so that each block is compressed once). Every
     512 x 512 output window is computed from its 1024 x 1024 source window plus a margin of
     :data:`OVERVIEW_MARGIN` pixels (so kernels wider than 2 pixels see their neighbours and windows join
     without seams), resampled by GDAL (``resampling``: nearest, average, mode, bilinear, cubic, ...;
@@ -54,18 +59,18 @@ def build_overview_levels(src_path: str, work_dir: str, *, levels: int, resampli
         The level files, largest first.
     """
     paths: list[str] = []
-    prev = src_path
+    prev = source
+    creation = options or {"compress": "NONE", "interleave": "band"}
     for k in range(1, levels + 1):
-        out = os.path.join(work_dir, f"ovr{k}.tif")
-        with rasterio.open(prev) as src:
+        out = os.path.join(work_dir, name.format(k=k))
+        with rasterio.open(prev) if isinstance(prev, str) else nullcontext(prev) as src:
             w, h = (src.width + 1) // 2, (src.height + 1) // 2
             dtype, count = src.dtypes[0], src.count
             side = 2 * BLOCKSIZE + 2 * OVERVIEW_MARGIN
-            group = max(1, window_bytes // (side * side * np.dtype(dtype).itemsize))
+            group = count if options else max(1, window_bytes // (side * side * np.dtype(dtype).itemsize))
             georef = {"crs": src.crs, "transform": src.transform @ Affine.scale(src.width / w, src.height / h)}
             with rasterio.open(out, "w", driver="GTiff", width=w, height=h, count=count, dtype=dtype, nodata=nodata,
-                               **georef, tiled=True, blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, compress="NONE",
-                               interleave="band", bigtiff="IF_SAFER") as dst:
+                               **georef, **{**TILED, **creation}) as dst:
                 for y0 in range(0, h, BLOCKSIZE):
                     for x0 in range(0, w, BLOCKSIZE):
                         win = (x0, y0, min(BLOCKSIZE, w - x0), min(BLOCKSIZE, h - y0))

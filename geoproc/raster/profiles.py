@@ -109,6 +109,14 @@ def creation_profile(tier: str, dtype: str, *, raster_type: str = "unknown", jpe
     return prof
 
 
+def part_options(tier: str, dtype: str, *, raster_type: str = "unknown", threads: int = 1) -> dict:
+    """GTiff creation options of a part of a stitched COG (:mod:`geoproc.raster.stitch`): the tier's
+    codec, level and predictor, 512 blocks, pixel-interleaved as GDAL's COG driver writes, classic TIFF."""
+    prof = creation_profile(tier, dtype, raster_type=raster_type, threads=threads)
+    prof.pop("driver", None)
+    return {**prof, "interleave": "pixel", "bigtiff": "NO"}
+
+
 def cog_options(tier: str, dtype: str, *, overview_resampling: str = "nearest", raster_type: str = "unknown",
                 threads: int | str = 1, jpeg_quality: int = 85) -> dict[str, str]:
     """Creation options for GDAL's COG driver, from the tier's profile (same codec, level, predictor)."""

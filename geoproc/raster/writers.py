@@ -39,14 +39,19 @@ def write_cog(array: np.ndarray, path: str, *, crs: Any, transform: Sequence[flo
         rasterio.shutil.copy(mem, path, driver="COG", **options)
 
 
+TILED = {"tiled": True, "blockxsize": BLOCKSIZE, "blockysize": BLOCKSIZE, "bigtiff": "IF_SAFER"}
+PART_OPTIONS = {"compress": "ZSTD", "zstd_level": 1, "interleave": "band"}  # quick to write and to read again
+
+
 def write_part(array: np.ndarray, path: str, *, crs: Any, transform: Sequence[float],
-               nodata: float | None) -> None:
-    """Write a tile as a plain tiled GeoTIFF (512 blocks, fast ZSTD) for the ``single`` assembly."""
+               nodata: float | None, options: dict[str, Any] | None = None) -> None:
+    """Write a tile as a plain tiled GeoTIFF (512 blocks) for an assembly: by default in fast ZSTD for
+    the ``single`` assembly to decode, or with the creation ``options`` of the COG's own codec
+    (:func:`~geoproc.raster.profiles.part_options`) for a COG stitched from its blocks."""
     count, height, width = array.shape
     with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=count, dtype=array.dtype,
-                       crs=crs, transform=Affine(*transform[:6]), nodata=nodata, tiled=True,
-                       blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, compress="ZSTD", zstd_level=1, interleave="band",
-                       bigtiff="IF_SAFER") as dst:
+                       crs=crs, transform=Affine(*transform[:6]), nodata=nodata,
+                       **{**TILED, **(options or PART_OPTIONS)}) as dst:
         dst.write(array)
 
 
