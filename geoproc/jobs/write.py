@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import rasterio
 from affine import Affine
 from pydantic import Field, model_validator
 
@@ -52,17 +53,18 @@ from ..model import (
     WrittenFile,
     only_result,
 )
-from ..raster import footprint
+from ..raster import footprint, stitch
 from ..raster import regions as rg
 from ..raster.checks import check_cog
 from ..raster.cog import PROVENANCE_TAG
-from ..raster.profiles import BLOCKSIZE, cog_options
-from ..raster.stats import BandStats
-from ..raster.writers import write_cog, write_part
+from ..raster.overviews import overview_levels
+from ..raster.profiles import BLOCKSIZE, cog_options, part_options
+from ..raster.stats import BandStats, assembled_stats
+from ..raster.writers import write_cog
 from ..stac.cube import create_cube_item
 from ..stac.items import create_item
-from ..storage import join, publish, redact, sha256_file
-from ..storage.urls import Location
+from ..storage import join, open_fs, publish, redact, sha256_file, storage_errors
+from ..storage.urls import Location, is_local, local_path
 from ..units import ByteSize, human_bytes, utc_iso
 from . import large_raster_tasks
 
@@ -79,7 +81,8 @@ class Params(JobParams):
     output: Location = Field(..., description="Zarr store URL (zarr), the .tif URL (cog), or a directory (tiles)")
     format: Format = Field("zarr", description="zarr, cog (one COG) or tiles (one COG per region and a VRT)")
     name: str = Field("data", min_length=1, max_length=100, description="name of the array in a Zarr store")
-    chunks: tuple[int, int] = Field(..., description="chunk edge (y, x) in pixels: Zarr chunks; COG regions' unit")
+    chunks: tuple[int, int] = Field(..., description="chunk edge (y, x) in pixels: Zarr chunks; COG regions' unit "
+                                                    "(whole 512 blocks)")
     region_bytes: ByteSize = Field(ByteSize(rg.REGION_BYTES), ge=2**16,
                                    description="about how much output one region task computes and holds")
     grid: dict[str, Any] = Field(..., description="output grid: crs (WKT), transform, shape [y, x]")
@@ -161,6 +164,8 @@ def write_params(obj: Any, output: str, *, format: str = "zarr", name: str = "da
     size = rg.zarr_chunks(arr, chunks)
     if arr.chunks is None:
         arr = arr.chunk({"y": size[0], "x": size[1]})
+    if format == "cog":  # a COG's regions are whole blocks, whose parts its assembly stitches
+        size = (-(-size[0] // BLOCKSIZE) * BLOCKSIZE, -(-size[1] // BLOCKSIZE) * BLOCKSIZE)
     gb = arr.odc.geobox
     model = Write.validate({
         "token": tokenize(arr), "output": output, "format": format, "name": name, "chunks": size,
@@ -184,7 +189,10 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     common = {"format": p.format, "output": p.output, "name": p.name, "crs": p.grid["crs"], "nodata": p.nodata,
               "tier": p.tier, "overview_resampling": p.overview_resampling}
     made = rg.template_id(previous)
-    for r in rg.plan_regions(p.geobox(), p.chunks, bands=p.bands, itemsize=itemsize, region_bytes=int(p.region_bytes)):
+    regions = rg.plan_regions(p.geobox(), p.chunks, bands=p.bands, itemsize=itemsize,
+                              region_bytes=int(p.region_bytes), pow2=p.format == "cog")
+    levels = cog_region_levels(p, regions) if p.format == "cog" else 0
+    for r in regions:
         dest = None
         if p.format == "cog":
             dest = join(p.parts(), f"{r.key}.tif")
@@ -192,7 +200,21 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
             dest = join(p.output, f"{p.stem()}_{r.key}.tif")
         at = transform @ Affine.translation(r.x[0], r.y[0])
         yield TaskSpec(key=r.key, params={**common, "row": r.row, "col": r.col, "y": list(r.y), "x": list(r.x),
-                                          "dest": dest, "transform": list(at)[:6]}, fingerprint=made)
+                                          "dest": dest, "transform": list(at)[:6], "levels": levels,
+                                          "dtype": p.dtype}, fingerprint=made)
+
+
+def cog_region_levels(p: Params, regions: list[rg.Region]) -> int:
+    """How many overview levels each region of a COG computes and compresses itself
+    (:func:`~geoproc.raster.stitch.region_levels`); one region holds them all."""
+    h, w = p.grid["shape"]
+    total = overview_levels(w, h)
+    if len(regions) == 1:
+        return total
+    first, edge = regions[0], 2**30  # one row (or column) of regions: that side has no inner edge
+    rows = (first.y[1] - first.y[0]) // BLOCKSIZE if any(r.row for r in regions) else edge
+    cols = (first.x[1] - first.x[0]) // BLOCKSIZE if any(r.col for r in regions) else edge
+    return stitch.region_levels(rows, cols, p.overview_resampling, total)
 
 
 def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
@@ -203,7 +225,8 @@ def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
             "bands": p.band_names, "chunks": list(p.chunks), "nodata": p.nodata, "item": p.item()})
         return
     h, w = p.grid["shape"]
-    keep = ("key", "row", "col", "url", "transform", "shape", "inner", "bounds", "bbox_wgs84", "size", "sha256")
+    keep = ("key", "row", "col", "url", "transform", "shape", "inner", "bounds", "bbox_wgs84", "size", "sha256",
+            "origin", "levels")
     tiles = [{k: r.get(k) for k in keep} for r in previous.results()]
     stats = previous.value
     yield TaskSpec(key="finalize", params={
@@ -255,22 +278,42 @@ def region(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None, data
     h, w = data.shape[1:]
     out: JSON = {"key": ctx.key, "row": r.row, "col": r.col, "transform": params["transform"], "shape": [h, w],
                  "inner": [0, 0, w, h], **counted}
+    if params["format"] == "cog":
+        return {**out, **_cog_parts(data, params, ctx, nodata)}
     with tempfile.TemporaryDirectory(prefix="geoproc-region-") as tmp:
         local = os.path.join(tmp, f"{ctx.key}.tif")
-        if params["format"] == "cog":
-            write_part(data, local, crs=params["crs"], transform=params["transform"], nodata=nodata)
-        else:
-            opts = cog_options(params["tier"], str(data.dtype), overview_resampling=params["overview_resampling"],
-                               raster_type="continuous")
-            write_cog(data, local, crs=params["crs"], transform=params["transform"], nodata=nodata, options=opts)
-            facts = check_cog(local)
-            out["bounds"] = facts["bounds"]
-            out["bbox_wgs84"] = footprint.bbox_wgs84(params["crs"], tuple(facts["bounds"]))
+        opts = cog_options(params["tier"], str(data.dtype), overview_resampling=params["overview_resampling"],
+                           raster_type="continuous")
+        write_cog(data, local, crs=params["crs"], transform=params["transform"], nodata=nodata, options=opts)
         del data
+        facts = check_cog(local)
+        out["bounds"] = facts["bounds"]
+        out["bbox_wgs84"] = footprint.bbox_wgs84(params["crs"], tuple(facts["bounds"]))
         out["size"], out["sha256"] = os.path.getsize(local), sha256_file(local)
         publish(local, params["dest"], ctx.storage_options, move=True)
     out["url"] = redact(params["dest"])
     return out
+
+
+def level_url(part: str, level: int) -> str:
+    """Where a region's part of overview ``level`` goes, beside its full-resolution part."""
+    return part if level == 0 else f"{part[:-len('.tif')]}.l{level}.tif"
+
+
+def _cog_parts(data: np.ndarray, params: JSON, ctx: TaskContext, nodata: float | None) -> JSON:
+    """Compress a region of the COG into its parts (:func:`~geoproc.raster.stitch.write_region`): the
+    full resolution and the overview levels it holds whole, with the COG's codec, so the assembly only
+    copies their blocks."""
+    opts = part_options(params["tier"], str(data.dtype))
+    with tempfile.TemporaryDirectory(prefix="geoproc-region-") as tmp:
+        files = stitch.write_region(data, tmp, crs=params["crs"], transform=params["transform"], nodata=nodata,
+                                    options=opts, levels=params["levels"], resampling=params["overview_resampling"])
+        del data
+        size, digest = os.path.getsize(files[0]), sha256_file(files[0])
+        for k, f in reversed(list(enumerate(files))):  # the full resolution last: its part marks the region done
+            publish(f, level_url(params["dest"], k), ctx.storage_options, move=True)
+    return {"url": redact(params["dest"]), "size": size, "sha256": digest, "levels": len(files) - 1,
+            "origin": [params["y"][0], params["x"][0]]}
 
 
 def finalize(params: JSON, ctx: TaskContext) -> JSON:
@@ -289,11 +332,56 @@ def finalize(params: JSON, ctx: TaskContext) -> JSON:
                 "metadata_size": metadata_size}
     if params["format"] == "tiles":
         return large_raster_tasks.assemble(params, ctx)
-    result = large_raster_tasks.assemble({**params, "tags": {PROVENANCE_TAG: stamp(ctx.job_id)}}, ctx)
+    result = assemble_cog(params, ctx, tags={PROVENANCE_TAG: stamp(ctx.job_id)})
     item = create_item({**result, "last_modified": now, "band_names": params["grid"].get("descriptions")},
                        job_id=ctx.job_id, job_type="write")
     publish_json(item, params["item"], ctx)
     return {**result, "item": redact(params["item"]), "stac_item": item}
+
+
+def assemble_cog(params: JSON, ctx: TaskContext, *, tags: dict[str, str]) -> JSON:
+    """The COG stitched from its regions' parts (:func:`~geoproc.raster.stitch.stitch_cog`): the levels
+    the regions did not compute are computed from the deepest one's mosaic, every block is copied as
+    it was compressed, then the COG is checked, checksummed and published, and the parts removed."""
+    grid, tiles = params["grid"], sorted(params["tiles"], key=lambda t: (t["row"], t["col"]))
+    opts = part_options(params["tier"], grid["dtype"])
+    regional = min(t["levels"] for t in tiles)
+    total = overview_levels(grid["width"], grid["height"])
+    with tempfile.TemporaryDirectory(prefix="geoproc-stitch-") as tmp:
+        parts = _local_parts(params["parts"], tmp, ctx)
+        levels = [[stitch.Part(os.path.join(parts, posixpath.basename(level_url(t["url"], k))),
+                               (t["origin"][0] >> k) // BLOCKSIZE, (t["origin"][1] >> k) // BLOCKSIZE) for t in tiles]
+                  for k in range(regional + 1)]
+        with rasterio.Env(GDAL_CACHEMAX=max(1, params["cache_bytes"] >> 20)):
+            levels += stitch.remaining_levels(levels[-1], tmp, levels=total - regional,
+                                              resampling=params["overview_resampling"], grid=grid, options=opts)
+        local = os.path.join(tmp, params["stem"] + ".tif")
+        stitch.stitch_cog(levels, local, metadata=stitch.gdal_metadata(tags, grid.get("descriptions")))
+        counted = params.get("stats")
+        stats = counted and assembled_stats(BandStats.from_json(counted["counts"]), covered=counted["covered"],
+                                            width=grid["width"], height=grid["height"], lossless=True)
+        facts = large_raster_tasks.AssemblyResult.fields_of(check_cog(local, cache_bytes=params["cache_bytes"],
+                                                                      stats=stats))
+        facts["bbox_wgs84"] = footprint.bbox_wgs84(grid["crs_wkt"], tuple(facts["bounds"]))
+        size, digest = os.path.getsize(local), sha256_file(local)
+        publish(local, params["output"], ctx.storage_options, move=True)
+    with storage_errors(params["parts"], "delete"):
+        fs, path = open_fs(params["parts"], ctx.storage_options)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    return large_raster_tasks.AssemblyResult(**facts, mode="single", output=redact(params["output"]), size=size,
+                                             sha256=digest, tiles=len(tiles)).model_dump(mode="json")
+
+
+def _local_parts(url: str, tmp: str, ctx: TaskContext) -> str:
+    """The directory of the COG's parts on this machine: in place, or downloaded from object storage."""
+    if is_local(url):
+        return local_path(url)
+    dest = os.path.join(tmp, "parts")
+    with storage_errors(url, "read"):
+        fs, path = open_fs(url, ctx.storage_options)
+        fs.get(path.rstrip("/") + "/", dest + "/", recursive=True)
+    return dest
 
 
 def publish_json(doc: JSON, url: str, ctx: TaskContext) -> None:

@@ -122,12 +122,17 @@ def zarr_chunks(obj: xr.DataArray, chunks: tuple[int, int] | None) -> tuple[int,
 
 
 def plan_regions(geobox: GeoBox, chunks: tuple[int, int], *, bands: int, itemsize: int,
-                 region_bytes: int = REGION_BYTES) -> list[Region]:
-    """Regions of whole chunks covering ``geobox``, about ``region_bytes`` each, in row-major order."""
+                 region_bytes: int = REGION_BYTES, pow2: bool = False) -> list[Region]:
+    """Regions of whole chunks covering ``geobox``, about ``region_bytes`` each, in row-major order.
+
+    With ``pow2`` a region's side is a power of two of chunks, so that a COG's region also holds whole
+    blocks of its first overview levels (:func:`~geoproc.raster.stitch.region_levels`)."""
     from odc.geo.geobox import GeoboxTiles
 
     chunk_bytes = chunks[0] * chunks[1] * bands * itemsize
     k = max(1, math.isqrt(max(1, region_bytes // max(1, chunk_bytes))))
+    if pow2:
+        k = 2 ** (k.bit_length() - 1)
     tiles = GeoboxTiles(geobox, (chunks[0] * k, chunks[1] * k))
     out = []
     for row, col in np.ndindex(*tiles.shape):

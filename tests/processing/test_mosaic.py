@@ -73,7 +73,7 @@ def test_pieces_of_a_raster_give_it_back_exactly(pad, tmp_path, dask_cluster, sq
         led.close()
     reach = [len(json.loads(t["params"])["source"]["urls"]) if isinstance(t["params"], str)
              else len(t["params"]["source"]["urls"]) for t in tasks]
-    assert len(tasks) > 4 and min(reach) == 1 and max(reach) <= 4
+    assert len(tasks) == 4 and min(reach) == 1 and max(reach) <= 4  # a COG's regions: whole 512 blocks
     assert json.loads(_cli(*args).stdout)["executed"] == 0
 
 
@@ -148,8 +148,8 @@ def test_bad_mosaics_are_refused_before_anything_runs(tmp_path, sqlite_url):
 
 def test_plan_shows_the_inputs_reaching_each_region(tmp_path):
     pieces = cut(smooth(), tmp_path)
-    sets = ("--set", f"inputs={json.dumps(pieces)}", "--set", f"output={tmp_path / 'm.tif'}", "--set",
-            "chunks=[256, 256]", "--set", "region_bytes=64KiB")
+    sets = ("--set", f"inputs={json.dumps(pieces)}", "--set", f"output={tmp_path / 'm.zarr'}", "--set", "format=zarr",
+            "--set", "chunks=[256, 256]", "--set", "region_bytes=64KiB")  # a store's regions: whole 256 chunks
     p = _cli("plan", "mosaic", *sets, "--geojson", str(tmp_path / "r.json"), "--png", str(tmp_path / "r.png"),
              "--json")
     assert p.returncode == 0, p.stderr
@@ -157,7 +157,7 @@ def test_plan_shows_the_inputs_reaching_each_region(tmp_path):
     assert plan["regions"] == 9 and plan["inputs"] == 4 and plan["inputs_per_region"]["max"] == 4
     reach = {f["id"]: f["properties"]["inputs"] for f in json.loads((tmp_path / "r.json").read_text())["features"]}
     assert reach["r0c0"] == 1 and reach["r1c1"] == 4  # a corner; the middle, where the four pieces meet
-    assert (tmp_path / "r.png").stat().st_size > 10_000 and not (tmp_path / "m.tif").exists()
+    assert (tmp_path / "r.png").stat().st_size > 10_000 and not (tmp_path / "m.zarr").exists()
     table = _cli("plan", "mosaic", *sets)
     assert table.returncode == 0 and "up to 4 per region" in table.stdout, table.stderr
 
@@ -213,12 +213,12 @@ def test_real_dem_cut_in_pieces_comes_back_exactly(terra_rasters, tmp_path, dask
 def test_a_killed_mosaic_resumes_with_only_the_missing_regions(tmp_path, dask_cluster):
     from kit.resume import kill_midway
 
-    data = smooth(2048, 2048)
+    data = smooth(4096, 4096)  # 64 regions of one 512 block
     pieces = []
     for i in range(4):
         for j in range(4):
-            pieces.append(write(tmp_path / f"p{i}{j}.tif", data[:, i * 512:(i + 1) * 512, j * 512:(j + 1) * 512].copy(),
-                                x0=X0 + j * 512 * RES, y0=Y0 - i * 512 * RES))
+            pieces.append(write(tmp_path / f"p{i}{j}.tif", data[:, i * 1024:(i + 1) * 1024, j * 1024:(j + 1) * 1024].copy(),
+                                x0=X0 + j * 1024 * RES, y0=Y0 - i * 1024 * RES))
     out = tmp_path / "m.tif"
 
     def args(ledger):
@@ -232,7 +232,7 @@ def test_a_killed_mosaic_resumes_with_only_the_missing_regions(tmp_path, dask_cl
     out.unlink()
     killed = f"sqlite:///{tmp_path}/killed.db"
     job_id, done, total = kill_midway(args(killed), killed)
-    assert job_id == json.loads(clean.stdout)["job_id"] and 20 <= done < total == 256
+    assert job_id == json.loads(clean.stdout)["job_id"] and 20 <= done < total == 64
     again = json.loads(_cli(*args(killed)).stdout)
     assert again["executed"] == (total - done) + 1 and out.read_bytes() == want  # byte-identical
     with rasterio.open(out) as ds:
