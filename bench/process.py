@@ -95,7 +95,8 @@ def executed(res: dict) -> dict:
 def ndvi(src: str, base: str) -> dict:
     out: dict = {}
     work = os.path.join(base, "geoproc")
-    os.makedirs(work, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # a ledger left by an earlier run would make the job a cached no-op
+    os.makedirs(work)
     out["geoproc"] = executed(measure(geoproc_cmd(work, f"input={src}", "expr=(b4 - b3) / (b4 + b3)",
                                                   f"output={work}/ndvi.tif")))
     print(f"geoproc     {out['geoproc']}", file=sys.stderr, flush=True)
@@ -115,7 +116,8 @@ def ndvi(src: str, base: str) -> dict:
 
 def focal(dem: str, base: str, memory_limit: str, region_bytes: str) -> dict:
     work = os.path.join(base, "focal")
-    os.makedirs(work, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # a ledger left by an earlier run would make the job a cached no-op
+    os.makedirs(work)
     env = {**os.environ, "GEOPROC_MEMORY_LIMIT": memory_limit, "GEOPROC_WORKERS": "2"}
     res = measure(geoproc_cmd(work, f"input={dem}", f"function={FOCAL}", "halo=1", f"output={work}/focal.tif",
                               f"region_bytes={region_bytes}"), env=env)

@@ -81,7 +81,7 @@ def main() -> None:
         worst = 0.0
         for t in tiles:
             x, y, w, h = t.outer
-            with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(src_path) as src:
+            with rasterio.Env(GDAL_CACHEMAX=64 * 2**20), rasterio.open(src_path) as src:
                 t0 = time.perf_counter()
                 ours = warp_tile(src, bands=[1, 2, 3], src_window=t.src_window, dst_crs="EPSG:3857",
                                  dst_transform=t.transform, dst_shape=(h, w), resampling="bilinear", dst_nodata=0)

@@ -116,8 +116,10 @@ def child(variant: str, src: str, work: str) -> None:
 
 
 def run_variant(variant: str, src: str, work: str) -> dict:
-    """Run ``variant`` in a child process and sample the RSS of its whole process tree."""
-    os.makedirs(work, exist_ok=True)
+    """Run ``variant`` in a child process and sample the RSS of its whole process tree (in a fresh
+    directory: a ledger left by an earlier run would make geoproc's job a cached no-op)."""
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
     return measure([sys.executable, __file__, "--child", variant, src, work])
 
 

@@ -94,7 +94,7 @@ class AssemblyResult(CogFacts):
 def tile(params: JSON, ctx: TaskContext) -> JSON:
     """Warp one tile and write it (a checked COG, or a part of the single output)."""
     x, y, w, h = params["outer"]
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE >> 20):  # reading, writing and checking: a bounded cache
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE):  # reading, writing and checking: a bounded cache
         with open_raster(params["input"], ctx.storage_options) as src:
             arr = warp_tile(src, bands=params["bands"], src_window=tuple(params["src_window"]) or None,
                             dst_crs=params["crs"], dst_transform=params["transform"], dst_shape=(h, w),

@@ -57,6 +57,7 @@ from ..raster import footprint, stitch
 from ..raster import regions as rg
 from ..raster.checks import check_cog
 from ..raster.cog import PROVENANCE_TAG
+from ..raster.heap import gdal_cache
 from ..raster.overviews import overview_levels
 from ..raster.profiles import BLOCKSIZE, cog_options, part_options
 from ..raster.stats import BandStats, assembled_stats
@@ -266,7 +267,11 @@ def region(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None, data
     ``data`` is the region's pixels when they were computed otherwise (a user's function with its
     halo); ``obj`` then only gives the grid, bands and dtype.
     """
-    arr = _need(obj)
+    with gdal_cache():
+        return _region(params, ctx, _need(obj), data)
+
+
+def _region(params: JSON, ctx: TaskContext, arr: xr.DataArray, data: np.ndarray | None) -> JSON:
     r = rg.Region(params["row"], params["col"], tuple(params["y"]), tuple(params["x"]))
     if params["format"] == "zarr":
         return rg.write_zarr_region(arr, params["output"], r, name=params["name"], storage_options=ctx.storage_options,
@@ -352,7 +357,7 @@ def assemble_cog(params: JSON, ctx: TaskContext, *, tags: dict[str, str]) -> JSO
         levels = [[stitch.Part(os.path.join(parts, posixpath.basename(level_url(t["url"], k))),
                                (t["origin"][0] >> k) // BLOCKSIZE, (t["origin"][1] >> k) // BLOCKSIZE) for t in tiles]
                   for k in range(regional + 1)]
-        with rasterio.Env(GDAL_CACHEMAX=max(1, params["cache_bytes"] >> 20)):
+        with rasterio.Env(GDAL_CACHEMAX=params["cache_bytes"]):
             levels += stitch.remaining_levels(levels[-1], tmp, levels=total - regional,
                                               resampling=params["overview_resampling"], grid=grid, options=opts)
         local = os.path.join(tmp, params["stem"] + ".tif")

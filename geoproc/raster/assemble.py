@@ -65,7 +65,7 @@ def tiled_cog(src: Any, out_path: str, *, target_crs: str, options: dict[str, st
     counted = BandStats(len(plan.bands), plan.dtype, plan.nodata)
     covered = 0
     try:
-        with rasterio.Env(GDAL_CACHEMAX=max(1, cache_bytes >> 20)):
+        with rasterio.Env(GDAL_CACHEMAX=cache_bytes):
             with write_grid(grid, crs=target_crs, transform=plan.transform, width=plan.width, height=plan.height,
                             count=len(plan.bands), dtype=plan.dtype, nodata=plan.nodata) as dst:
                 for t in plan.tiles():  # tiles that see no source stay unwritten: sparse blocks read as nodata
@@ -120,7 +120,7 @@ def assemble_cog(mosaic: str, out_path: str, options: dict[str, str], *, overvie
     work = os.path.join(os.path.dirname(os.path.abspath(out_path)), ".geoproc-assemble")
     os.makedirs(work, exist_ok=True)
     try:
-        with rasterio.Env(GDAL_CACHEMAX=max(1, int(cache_bytes) >> 20), CPL_TMPDIR=work, VRT_NUM_THREADS=1,
+        with rasterio.Env(GDAL_CACHEMAX=int(cache_bytes), CPL_TMPDIR=work, VRT_NUM_THREADS=1,
                           GDAL_MAX_DATASET_POOL_SIZE=POOL_SIZE, **(gdal_config or {})):
             if vrt is None:
                 with rasterio.open(mosaic) as ds:

@@ -139,7 +139,7 @@ def check_cog(path: str, *, stats: list[dict[str, Any]] | None = None, cache_byt
         OutputCheckFailed: the file is not a valid COG or its overviews are empty.
     """
     warnings = validate_cog(path)
-    env: dict[str, Any] = {"GDAL_CACHEMAX": max(1, cache_bytes >> 20)}  # in MiB
+    env: dict[str, Any] = {"GDAL_CACHEMAX": cache_bytes}  # bytes: rasterio sets an int as GDAL's cache size
     if threads is not None:
         env["GDAL_NUM_THREADS"] = str(threads)
     with ExitStack() as stack:

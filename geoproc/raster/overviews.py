@@ -83,6 +83,9 @@ def build_overview_levels(source: str | Any, work_dir: str, *, levels: int, resa
     return paths
 
 
+CELL_KERNELS = ("nearest", "average")  # computed by NumPy from each 2 x 2 cell alone
+
+
 def _downsample(src: Any, bands: list[int], win: tuple[int, int, int, int], resampling: str,
                 nodata: float | None) -> np.ndarray:
     """Output window ``win`` of the 2x overview of ``src``: its source window with a margin, resampled."""
@@ -91,16 +94,76 @@ def _downsample(src: Any, bands: list[int], win: tuple[int, int, int, int], resa
     X0, Y0, X1, Y1 = 2 * x0 - m, 2 * y0 - m, 2 * (x0 + w) + m, 2 * (y0 + h) + m
     sx0, sy0, sx1, sy1 = max(0, X0), max(0, Y0), min(src.width, X1), min(src.height, Y1)
     data = src.read(bands, window=Window(sx0, sy0, sx1 - sx0, sy1 - sy0))
-    pad = ((0, 0), (sy0 - Y0, Y1 - sy1), (sx0 - X0, X1 - sx1))  # outside the raster: nodata (or the edge)
-    if any(a or b for a, b in pad):
-        data = (np.pad(data, pad, mode="edge") if nodata is None
-                else np.pad(data, pad, constant_values=np.asarray(nodata).astype(data.dtype)))
-    if resampling == "nearest":  # GDAL's overview builder takes the top-left pixel of each 2 x 2 cell
-        small = data[:, 0::2, 0::2]
+    data = _pad(data, ((0, 0), (sy0 - Y0, Y1 - sy1), (sx0 - X0, X1 - sx1)), nodata)
+    return halve(data, resampling, nodata)[:, m // 2:m // 2 + h, m // 2:m // 2 + w]
+
+
+def downsample(data: np.ndarray, resampling: str, nodata: float | None) -> np.ndarray:
+    """The 2x overview of a whole ``(bands, rows, cols)`` array, as :func:`build_overview_levels` computes
+    it for a raster of these pixels: beyond the array's edges lie nodata pixels (or the edge's own)."""
+    rows, cols = data.shape[1:]
+    m = 0 if resampling in CELL_KERNELS else OVERVIEW_MARGIN  # a cell's own pixels need no margin
+    padded = _pad(data, ((0, 0), (m, m + rows % 2), (m, m + cols % 2)), nodata)
+    return halve(padded, resampling, nodata)[:, m // 2:m // 2 + (rows + 1) // 2, m // 2:m // 2 + (cols + 1) // 2]
+
+
+def _pad(data: np.ndarray, pad: tuple[tuple[int, int], ...], nodata: float | None) -> np.ndarray:
+    """Pixels outside the raster: nodata, or the edge's own pixels when there is no nodata."""
+    if not any(a or b for a, b in pad):
+        return data
+    if nodata is None:
+        return np.pad(data, pad, mode="edge")
+    return np.pad(data, pad, constant_values=np.asarray(nodata).astype(data.dtype))
+
+
+def halve(data: np.ndarray, resampling: str, nodata: float | None) -> np.ndarray:
+    """Resample an even-sized ``(bands, 2h, 2w)`` array to ``(bands, h, w)`` with GDAL's kernel ``resampling``.
+
+    ``nearest`` takes the top-left pixel of each 2 x 2 cell, as GDAL's overview builder does;
+    ``average`` is the mean of the cell's valid pixels (neither nodata nor NaN; nodata when there is none),
+    computed in NumPy, rounded half up for integers as GDAL does; every other kernel is GDAL's own.
+    """
+    if resampling == "nearest":
+        return data[:, 0::2, 0::2]
+    if resampling == "average":
+        return _average(data, nodata)
+    bands, rows, cols = data.shape
+    with warnings.catch_warnings():  # a bare pixel array: no georeference is needed to resample it
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        mem = mem_dataset(data, None, (1, 0, 0, 0, 1, 0), nodata)
+    with mem:
+        return mem.read(out_shape=(bands, rows // 2, cols // 2), resampling=Resampling[resampling])
+
+
+def _average(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """The mean of the valid pixels of each 2 x 2 cell (see :func:`halve`), summed pair by pair: floats in
+    their own precision (float32 sums are within an ulp of GDAL's), integers exactly."""
+    floating = data.dtype.kind == "f"
+    valid = ~np.isnan(data) if floating else None
+    if nodata is not None and not (floating and np.isnan(nodata)):
+        ok = data != np.asarray(nodata).astype(data.dtype)
+        valid = ok if valid is None else valid & ok
+    if floating:
+        acc = np.float64 if data.dtype == np.float64 else np.float32
     else:
-        with warnings.catch_warnings():  # a bare pixel array: no georeference is needed to resample it
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            mem = mem_dataset(data, None, (1, 0, 0, 0, 1, 0), nodata)
-        with mem:
-            small = mem.read(out_shape=(len(bands), h + m, w + m), resampling=Resampling[resampling])
-    return small[:, m // 2:m // 2 + h, m // 2:m // 2 + w]
+        acc = np.int64 if data.dtype.itemsize >= 4 else np.int32
+    v = data.astype(acc, copy=False)
+    if valid is not None:
+        v = np.where(valid, v, acc(0))
+    total = v[:, 0::2, :] + v[:, 1::2, :]
+    total = total[:, :, 0::2] + total[:, :, 1::2]
+    if valid is None:
+        count = np.full(total.shape, 4, np.uint8)
+    else:
+        c = valid.view(np.uint8)
+        c = c[:, 0::2, :] + c[:, 1::2, :]
+        count = c[:, :, 0::2] + c[:, :, 1::2]
+    empty = count == 0
+    count[empty] = 1
+    if floating:
+        out = (total / count).astype(data.dtype)
+    else:  # round half up, as GDAL does
+        out = ((2 * total + count) // (2 * count.astype(acc))).astype(data.dtype)
+    if empty.any():
+        out[empty] = np.nan if nodata is None else nodata
+    return out

@@ -34,11 +34,12 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import rasterio
+from affine import Affine
 
-from .overviews import build_overview_levels
+from .overviews import build_overview_levels, downsample
 from .profiles import BLOCKSIZE
 from .vrt import build_vrt
-from .writers import mem_dataset, write_part
+from .writers import write_part
 
 # sizes of the TIFF field types (BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE, UNDEFINED, SSHORT, SLONG,
 # SRATIONAL, FLOAT, DOUBLE, LONG8, SLONG8, IFD8)
@@ -120,13 +121,14 @@ def write_region(data: np.ndarray, work_dir: str, *, crs: Any, transform: Sequen
     Returns:
         The part files, full resolution first.
     """
-    full = os.path.join(work_dir, "l0.tif")
-    write_part(data, full, crs=crs, transform=transform, nodata=nodata, options=options)
-    if not levels:
-        return [full]
-    with mem_dataset(data, crs, transform, nodata) as mem:
-        return [full, *build_overview_levels(mem, work_dir, levels=levels, resampling=resampling, nodata=nodata,
-                                             name="l{k}.tif", options=options)]
+    files = []
+    for k in range(levels + 1):
+        if k:
+            data = downsample(data, resampling, nodata)
+            transform = Affine(*transform[:6]) @ Affine.scale(2)  # its georeference is not copied into the COG
+        files.append(os.path.join(work_dir, f"l{k}.tif"))
+        write_part(data, files[-1], crs=crs, transform=transform, nodata=nodata, options=options)
+    return files
 
 
 def remaining_levels(parts: Sequence[Part], work_dir: str, *, levels: int, resampling: str, grid: Mapping[str, Any],
