@@ -167,7 +167,13 @@ class Driver:
         planner = Planner(self.ledger, self.jt, self.params, self.job_id, settings=self.settings,
                           keep_failed=self.keep_failed, emit=self.emit, storage_options=self.storage_options,
                           verify=self.verify)
-        with cluster_mod.connect(self.cluster_spec, workers=self.workers, settings=self.settings) as client:
+        first: list | None = None
+        with cluster_mod.starting(self.cluster_spec, workers=self.workers, settings=self.settings,
+                                  preload=handler_modules(self.handlers)) as pending:
+            if pending.workers:  # a local cluster starts: plan the first stage meanwhile
+                self.ledger.update_job(self.job_id, stage=0)
+                first = planner.batches(pipeline_at(stages, 0), None, pending.workers)
+            client = pending.client()
             n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
             info = client.scheduler_info(n_workers=0)
             link = client.dashboard_link if "dashboard" in info.get("services", {}) else None
@@ -180,8 +186,11 @@ class Driver:
             try:
                 while i < len(stages):
                     pipeline = pipeline_at(stages, i)
-                    self.ledger.update_job(self.job_id, stage=i)
-                    batches = planner.batches(pipeline, previous, n_workers)
+                    if i == 0 and first is not None:
+                        batches = first
+                    else:
+                        self.ledger.update_job(self.job_id, stage=i)
+                        batches = planner.batches(pipeline, previous, n_workers)
                     if batches:
                         submission.run(batches)
                     for j in pipeline:
@@ -214,3 +223,10 @@ class Driver:
         value = stage.aggregate(self.params, self.ledger.stream_results(self.job_id, stage_idx))
         self.ledger.set_stage_result(self.job_id, stage_idx, stage.name, value)
         return value
+
+
+def handler_modules(handlers: Mapping[str, Any]) -> list[str]:
+    """The modules that define a job's handlers (of a ``functools.partial``, its function's): what a
+    local cluster's workers import as they start."""
+    mods = {getattr(getattr(h, "func", h), "__module__", None) for h in handlers.values()}
+    return sorted(m for m in mods if m and m.startswith("geoproc."))
