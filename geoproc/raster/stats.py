@@ -76,16 +76,17 @@ class BandStats:
                 h[self.nodata_bin] = 0
             self.hist[b] += h
             return
+        keep = np.isfinite(v) if v.dtype.kind == "f" else None
         if self.nodata is not None and not math.isnan(self.nodata):
-            v = v[v != self.nodata]
-        if v.dtype.kind == "f":
-            v = v[np.isfinite(v)]
+            keep = v != self.nodata if keep is None else keep & (v != self.nodata)
+        if keep is not None and not keep.all():  # copy only the blocks that hold nodata
+            v = v[keep]
         if v.size == 0:
             return
         v64 = v.astype("float64")
         self.cnt[b] += v.size
         self.s1[b] += v64.sum()
-        self.s2[b] += np.square(v64).sum()
+        self.s2[b] += float(np.dot(v64, v64))  # the sum of squares without a temporary
         self.lo[b] = min(self.lo[b], float(v.min()))
         self.hi[b] = max(self.hi[b], float(v.max()))
 
