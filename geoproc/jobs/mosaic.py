@@ -30,7 +30,7 @@ from ..errors import BANDS_DIFFER, NOTHING_TO_OPEN, InvalidInput
 from ..model import ALL_OR_NOTHING, JSON, JobParams, JobType, TaskContext
 from ..raster import mosaic as mz
 from ..raster import regions as rg
-from ..raster.heap import gdal_cache
+from ..raster.heap import task_memory
 from ..raster.open import check_overlap, open_one, target_grid
 from ..stac.pgstac import resolve_dsn
 from ..stac.publish import SECRET_PARAMS as STAC_SECRET_PARAMS
@@ -185,7 +185,7 @@ def region(params: JSON, ctx: TaskContext) -> JSON:
     """Mosaic one region from the inputs that reach it, and write it."""
     source = params["source"]
     grid = write.geobox_of(source["grid"])[slice(*params["y"]), slice(*params["x"])]
-    with gdal_cache():
+    with task_memory():
         data = mz.mosaic_region(source["urls"], grid, bands=len(source["bands"]), overlap=source["overlap"],
                                 dtype=source["dtype"], nodata=_nodata_of(source), resampling=source["resampling"],
                                 storage_options=ctx.storage_options)

@@ -32,7 +32,7 @@ from ..model import ALL_OR_NOTHING, JSON, JobParams, JobType, TaskContext
 from ..raster import functions as fns
 from ..raster import regions as rg
 from ..raster.expr import Expression
-from ..raster.heap import gdal_cache
+from ..raster.heap import task_memory
 from ..raster.open import open_many, open_one, reproject
 from ..stac.publish import SECRET_PARAMS as STAC_SECRET_PARAMS
 from ..storage import resolve_storage_options
@@ -242,7 +242,7 @@ def region(params: JSON, ctx: TaskContext) -> JSON:
     source, so = params["source"], ctx.storage_options
     if not source.get("function"):
         return write.region(params, ctx, obj=array_of(source, so))
-    with gdal_cache():
+    with task_memory():
         out, data = run_function(source, params, ctx.key, so)
     return write.region(params, ctx, obj=out, data=data)
 

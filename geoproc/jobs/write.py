@@ -57,7 +57,7 @@ from ..raster import footprint, stitch
 from ..raster import regions as rg
 from ..raster.checks import check_cog
 from ..raster.cog import PROVENANCE_TAG
-from ..raster.heap import gdal_cache
+from ..raster.heap import task_memory
 from ..raster.overviews import overview_levels
 from ..raster.profiles import BLOCKSIZE, cog_options, part_options
 from ..raster.stats import BandStats, assembled_stats
@@ -267,7 +267,7 @@ def region(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None, data
     ``data`` is the region's pixels when they were computed otherwise (a user's function with its
     halo); ``obj`` then only gives the grid, bands and dtype.
     """
-    with gdal_cache():
+    with task_memory():
         return _region(params, ctx, _need(obj), data)
 
 

@@ -46,6 +46,7 @@ from ..model import (
     only_result,
 )
 from ..raster import regions as rg
+from ..raster.heap import task_memory
 from ..stac.cube import create_dataset_item
 from ..storage import is_local, local_path, options_for, redact, resolve_storage_options, version_of
 from ..storage.listing import is_directory, list_files
@@ -185,7 +186,8 @@ def template(params: JSON, ctx: TaskContext) -> JSON:
 def region(params: JSON, ctx: TaskContext) -> JSON:
     ds, y, x = dataset_of(params["source"], ctx.storage_options)
     r = cs.CubeRegion(ctx.key, {d: (int(a), int(b)) for d, (a, b) in params["slices"].items()})
-    return cs.write_region(ds, params["output"], r, y=y, x=x, storage_options=ctx.storage_options)
+    with task_memory():
+        return cs.write_region(ds, params["output"], r, y=y, x=x, storage_options=ctx.storage_options)
 
 
 def finalize(params: JSON, ctx: TaskContext) -> JSON:

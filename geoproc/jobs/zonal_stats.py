@@ -47,6 +47,7 @@ from ..model import (
     WrittenFile,
     only_result,
 )
+from ..raster.heap import task_memory
 from ..storage import join, open_fs, publish, redact, sha256_file, storage_errors, version_of
 from ..storage.urls import Location
 from ..zonal import stats as zs
@@ -208,8 +209,9 @@ def _read_row_group(url: str, i: int, ctx: TaskContext) -> Any:
 def batch(params: JSON, ctx: TaskContext) -> JSON:
     """The statistics of one batch of zones, written as a Parquet part."""
     part = _read_row_group(params["zones"], params["row_group"], ctx)
-    table = zs.batch_stats(params["input"], part.drop(columns=["source_wkb"]), id_col=params["id_col"],
-                           stats=params["stats"], coverage=params["coverage"], storage_options=ctx.storage_options)
+    with task_memory():
+        table = zs.batch_stats(params["input"], part.drop(columns=["source_wkb"]), id_col=params["id_col"],
+                               stats=params["stats"], coverage=params["coverage"], storage_options=ctx.storage_options)
     with tempfile.TemporaryDirectory(prefix="geoproc-zonal-") as tmp:
         local = os.path.join(tmp, "part.parquet")
         table.to_parquet(local, index=False)
