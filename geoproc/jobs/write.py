@@ -180,8 +180,10 @@ def write_params(obj: Any, output: str, *, format: str = "zarr", name: str = "da
 
 def plan_template(p: Params, previous: None) -> Iterator[TaskSpec]:
     target = join(p.output, f"{p.stem()}.vrt") if p.format == "tiles" else p.output
+    shape = ([p.bands] if p.band_names is not None else []) + list(p.grid["shape"])
     yield TaskSpec(key="template", params={"format": p.format, "output": target, "name": p.name,
-                                           "chunks": list(p.chunks), "overwrite": p.overwrite})
+                                           "chunks": list(p.chunks), "overwrite": p.overwrite, "shape": shape,
+                                           "dtype": p.dtype})
 
 
 def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
@@ -251,14 +253,14 @@ def _need(obj: xr.DataArray | None) -> xr.DataArray:
 
 
 def template(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None) -> JSON:
-    """Prepare the output: a Zarr template, or the check that no foreign file is in the way."""
-    arr = _need(obj)
+    """Prepare the output: a Zarr template (from the array), or the check that no foreign file is in the
+    way of a COG or tiles (which needs no array: a job that rebuilds it passes None)."""
     if params["format"] == "zarr":
         return rg.new_template(rg.write_template(
-            arr, params["output"], name=params["name"], chunks=tuple(params["chunks"]), job_id=ctx.job_id,
+            _need(obj), params["output"], name=params["name"], chunks=tuple(params["chunks"]), job_id=ctx.job_id,
             overwrite=params["overwrite"], storage_options=ctx.storage_options))
     rg.refuse_foreign_raster(params["output"], stamp(ctx.job_id), params["overwrite"], ctx.storage_options)
-    return {"output": redact(params["output"]), "shape": list(arr.shape), "dtype": arr.dtype.name}
+    return {"output": redact(params["output"]), "shape": params["shape"], "dtype": params["dtype"]}
 
 
 def region(params: JSON, ctx: TaskContext, obj: xr.DataArray | None = None, data: np.ndarray | None = None) -> JSON:
@@ -520,7 +522,8 @@ def derived_stages(prefix: str, planned: Callable[[Any], tuple[Params, JSON, Any
 def derived_handlers(prefix: str, build: Callable[[JSON, dict | None], Any]) -> dict[str, Callable[..., JSON]]:
     """Template and region handlers that rebuild the array with ``build(source, storage_options)``."""
     def tmpl(params: JSON, ctx: TaskContext) -> JSON:
-        return template(params, ctx, obj=build(params["source"], ctx.storage_options))
+        zarr = params["format"] == "zarr"  # only a store's template is made from the array
+        return template(params, ctx, obj=build(params["source"], ctx.storage_options) if zarr else None)
 
     def reg(params: JSON, ctx: TaskContext) -> JSON:
         return region(params, ctx, obj=build(params["source"], ctx.storage_options))
