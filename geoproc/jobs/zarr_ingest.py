@@ -23,6 +23,7 @@ ingested again, a crash resumes with the regions not yet written, a finished job
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -57,7 +58,7 @@ from .write import publish_json
 if TYPE_CHECKING:
     import xarray as xr
 
-REGION_BYTES = 64 * 2**20
+REGION_BYTES = 16 * 2**20
 SUFFIXES = (".nc", ".nc4", ".cdf", ".h5", ".hdf5")
 
 
@@ -157,10 +158,14 @@ def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
     _, y, x, chunks, regions, token = planned(p)
     if p.dry_run:
         return
+    ds = planned(p)[0]
+    itemsize = max((ds[v].dtype.itemsize for v in ds.data_vars), default=8)
     made = rg.template_id(previous)  # a template made again: its regions are written again
     for r in regions:
+        cells = math.prod(b - a for a, b in r.slices.values())
         yield TaskSpec(key=r.key, fingerprint=f"{token}:{made}" if made else token, params={
-            "source": _source(p), "output": p.output, "slices": {d: list(s) for d, s in r.slices.items()}})
+            "source": _source(p), "output": p.output, "slices": {d: list(s) for d, s in r.slices.items()},
+            "buffer_bytes": cells * itemsize + (1 << 20)})  # one variable's region: what its heap reuses
 
 
 def plan_finalize(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
@@ -186,7 +191,7 @@ def template(params: JSON, ctx: TaskContext) -> JSON:
 def region(params: JSON, ctx: TaskContext) -> JSON:
     ds, y, x = dataset_of(params["source"], ctx.storage_options)
     r = cs.CubeRegion(ctx.key, {d: (int(a), int(b)) for d, (a, b) in params["slices"].items()})
-    with task_memory():
+    with task_memory(buffer_bytes=int(params.get("buffer_bytes", 32 << 20))):
         return cs.write_region(ds, params["output"], r, y=y, x=x, storage_options=ctx.storage_options)
 
 
