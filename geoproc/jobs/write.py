@@ -6,13 +6,15 @@ Stages:
                 tiles, the check that nothing another job or tool wrote is in the way (unless
                 ``overwrite``);
 2. ``regions``  one task per region of whole chunks (key ``r{row}c{col}``): the worker computes its
-                slice of the array and writes it (a Zarr region; a compressed part of the COG; a tile
-                COG); its statistics' running counts are in the result, and the stage merges them;
-3. ``finalize`` one task finishes the output: consolidates the Zarr metadata; assembles the COG from
-                its parts with overviews computed level by level in bounded memory (the ``large_raster``
-                assembly: GDAL's COG driver is never fed from Dask, whose overviews come out empty,
-                rioxarray#410), checks it, stamps it with the job id and publishes it atomically;
-                writes the tiles' VRT and footprints.
+                slice of the array and writes it (a Zarr region; a tile COG; for one COG, its blocks
+                compressed with the COG's codec, with the overview levels the region holds whole,
+                :mod:`geoproc.raster.stitch`); its statistics' running counts are in the result, and
+                the stage merges them;
+3. ``finalize`` one task finishes the output: consolidates the Zarr metadata; computes the COG's last
+                small overview levels and stitches every compressed block into it (nothing is
+                recompressed; GDAL's COG driver is never fed from Dask, whose overviews come out
+                empty, rioxarray#410), checks it, stamps it with the job id and publishes it
+                atomically; writes the tiles' VRT and footprints.
 
 The job is named by the computation, not by how it was built: ``token`` is the array's Dask token
 (geoproc opens rasters with content-addressed names), so the same cell run twice is the same job and
