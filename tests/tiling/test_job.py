@@ -110,6 +110,7 @@ def test_raster_four_times_the_worker_memory_completes_under_the_limit(tmp_path)
         import rasterio.warp  # noqa: F401
         import rio_cogeo.cogeo  # noqa: F401
 
+        import geoproc.engine.worker  # noqa: F401 - what runs every batch
         import geoproc.jobs.large_raster_tasks  # noqa: F401 - the handlers' imports, as a task would load them
 
         gc.collect()
