@@ -33,6 +33,24 @@ X_NAMES = ("lon", "longitude", "x", "rlon", "nav_lon")
 NC_CHUNK_CACHE = 8 * 2**20
 
 
+_chunk_cache_set = False
+
+
+def _bound_chunk_cache() -> None:
+    """Set netCDF-4's chunk cache for the files this process opens from now on, once, under the lock
+    xarray holds around every netCDF-C / HDF5 call (a worker's other threads may be reading)."""
+    global _chunk_cache_set
+    if _chunk_cache_set:
+        return
+    import netCDF4
+    from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
+
+    with NETCDF4_PYTHON_LOCK:
+        if not _chunk_cache_set:
+            netCDF4.set_chunk_cache(size=NC_CHUNK_CACHE)
+            _chunk_cache_set = True
+
+
 def open_source(url: str, *, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
     """The dataset at ``url`` (NetCDF or Zarr), lazy (Dask, one chunk per variable), CF-decoded."""
     import xarray as xr
@@ -47,9 +65,7 @@ def open_source(url: str, *, storage_options: Mapping[str, Any] | None = None) -
     else:
         kw["engine"] = "netcdf4" if is_local(url) else "h5netcdf"
         if kw["engine"] == "netcdf4":
-            import netCDF4
-
-            netCDF4.set_chunk_cache(size=NC_CHUNK_CACHE)  # for the files opened from now on, in this process
+            _bound_chunk_cache()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
