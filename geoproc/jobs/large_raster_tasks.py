@@ -30,7 +30,7 @@ from ..raster.tiling import GDAL_CACHE
 from ..raster.vrt import build_vrt, placement
 from ..raster.warp import warp_tile
 from ..raster.writers import write_cog, write_part
-from ..storage import gdal_env, gdal_path, join, open_fs, publish, redact, sha256_file, storage_errors
+from ..storage import gdal_env, gdal_path, join, publish, redact, remove_tree, sha256_file
 
 
 class CogFacts(TaskResult):
@@ -158,7 +158,7 @@ def _sources(params: JSON, path_of: Callable[[str], str]) -> list:
 
 def _assemble_single(params: JSON, ctx: TaskContext) -> AssemblyResult:
     """The single COG: overviews level by level from the parts' mosaic, then a streaming COG copy."""
-    grid, out_url = params["grid"], params["output"]
+    grid = params["grid"]
     opts = cog_options(params["tier"], grid["dtype"], overview_resampling=params["overview_resampling"],
                        raster_type=params["raster_type"], threads=params["gdal_threads"])
     nodata = grid.get("nodata")
@@ -173,26 +173,30 @@ def _assemble_single(params: JSON, ctx: TaskContext) -> AssemblyResult:
         assemble_cog(mosaic, local, opts, overview_resampling=params["overview_resampling"], nodata=nodata,
                      cache_bytes=params["cache_bytes"], vrt=vrt,
                      gdal_config=gdal_env(params["parts"], ctx.storage_options))
-        facts = AssemblyResult.fields_of(check_cog(local, cache_bytes=params["cache_bytes"],
-                                                   stats=_merged_stats(params, opts)))
-        facts["bbox_wgs84"] = footprint.bbox_wgs84(grid["crs_wkt"], tuple(facts["bounds"]))
-        size, digest = os.path.getsize(local), sha256_file(local)
-        publish(local, out_url, ctx.storage_options, move=True)
-    with storage_errors(params["parts"], "delete"):
-        fs, path = open_fs(params["parts"], ctx.storage_options)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-    return AssemblyResult(**facts, mode="single", output=redact(out_url), size=size, sha256=digest,
+        return publish_single(local, params, ctx, lossless=opts.get("COMPRESS") != "JPEG")
+
+
+def publish_single(local: str, params: JSON, ctx: TaskContext, *, lossless: bool) -> AssemblyResult:
+    """Check the single COG assembled at ``local`` (its band statistics from the counts its tiles merged),
+    publish it to ``params["output"]`` and remove its parts; the assembly's result."""
+    grid = params["grid"]
+    facts = AssemblyResult.fields_of(check_cog(local, cache_bytes=params["cache_bytes"],
+                                               stats=_merged_stats(params, lossless)))
+    facts["bbox_wgs84"] = footprint.bbox_wgs84(grid["crs_wkt"], tuple(facts["bounds"]))
+    size, digest = os.path.getsize(local), sha256_file(local)
+    publish(local, params["output"], ctx.storage_options, move=True)
+    remove_tree(params["parts"], ctx.storage_options)
+    return AssemblyResult(**facts, mode="single", output=redact(params["output"]), size=size, sha256=digest,
                           tiles=len(params["tiles"]))
 
 
-def _merged_stats(params: JSON, opts: dict[str, str]) -> list[JSON] | None:
+def _merged_stats(params: JSON, lossless: bool) -> list[JSON] | None:
     """The single COG's band statistics from the counts its tiles merged, or None to measure the file."""
     grid, counted = params["grid"], params.get("stats")
     if not counted:
         return None
     return assembled_stats(BandStats.from_json(counted["counts"]), covered=counted["covered"],
-                           width=grid["width"], height=grid["height"], lossless=opts.get("COMPRESS") != "JPEG")
+                           width=grid["width"], height=grid["height"], lossless=lossless)
 
 
 def _assemble_tiles(params: JSON, ctx: TaskContext) -> AssemblyResult:

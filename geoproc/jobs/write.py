@@ -62,7 +62,7 @@ from ..raster.cog import PROVENANCE_TAG
 from ..raster.heap import task_memory
 from ..raster.overviews import overview_levels
 from ..raster.profiles import BLOCKSIZE, cog_options, part_options
-from ..raster.stats import BandStats, assembled_stats
+from ..raster.stats import BandStats
 from ..raster.writers import write_cog
 from ..stac.cube import create_cube_item
 from ..stac.items import create_item
@@ -366,20 +366,7 @@ def assemble_cog(params: JSON, ctx: TaskContext, *, tags: dict[str, str]) -> JSO
                                               resampling=params["overview_resampling"], grid=grid, options=opts)
         local = os.path.join(tmp, params["stem"] + ".tif")
         stitch.stitch_cog(levels, local, metadata=stitch.gdal_metadata(tags, grid.get("descriptions")))
-        counted = params.get("stats")
-        stats = counted and assembled_stats(BandStats.from_json(counted["counts"]), covered=counted["covered"],
-                                            width=grid["width"], height=grid["height"], lossless=True)
-        facts = large_raster_tasks.AssemblyResult.fields_of(check_cog(local, cache_bytes=params["cache_bytes"],
-                                                                      stats=stats))
-        facts["bbox_wgs84"] = footprint.bbox_wgs84(grid["crs_wkt"], tuple(facts["bounds"]))
-        size, digest = os.path.getsize(local), sha256_file(local)
-        publish(local, params["output"], ctx.storage_options, move=True)
-    with storage_errors(params["parts"], "delete"):
-        fs, path = open_fs(params["parts"], ctx.storage_options)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-    return large_raster_tasks.AssemblyResult(**facts, mode="single", output=redact(params["output"]), size=size,
-                                             sha256=digest, tiles=len(tiles)).model_dump(mode="json")
+        return large_raster_tasks.publish_single(local, params, ctx, lossless=True).model_dump(mode="json")
 
 
 def _local_parts(url: str, tmp: str, ctx: TaskContext) -> str:

@@ -155,10 +155,9 @@ def plan_template(p: Params, previous: None) -> Iterator[TaskSpec]:
 
 
 def plan_regions(p: Params, previous: StageOutput) -> Iterator[TaskSpec]:
-    _, y, x, chunks, regions, token = planned(p)
+    ds, y, x, chunks, regions, token = planned(p)
     if p.dry_run:
         return
-    ds = planned(p)[0]
     itemsize = max((ds[v].dtype.itemsize for v in ds.data_vars), default=8)
     made = rg.template_id(previous)  # a template made again: its regions are written again
     for r in regions:

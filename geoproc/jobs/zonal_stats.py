@@ -48,7 +48,7 @@ from ..model import (
     only_result,
 )
 from ..raster.heap import task_memory
-from ..storage import join, open_fs, publish, redact, sha256_file, storage_errors, version_of
+from ..storage import join, open_fs, publish, redact, remove_tree, sha256_file, storage_errors, version_of
 from ..storage.urls import Location
 from ..zonal import stats as zs
 from ..zonal import zones as zn
@@ -241,10 +241,7 @@ def table(params: JSON, ctx: TaskContext) -> JSON:
             out.to_parquet(local, index=False)
         size, digest = os.path.getsize(local), sha256_file(local)
         publish(local, params["output"], ctx.storage_options, move=True)
-    with storage_errors(params["staging"], "delete"):
-        fs, path = open_fs(params["staging"], ctx.storage_options)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+    remove_tree(params["staging"], ctx.storage_options)
     return {"output": redact(params["output"]), "rows": len(out), "columns": [str(c) for c in out.columns],
             "size": size, "sha256": digest}
 

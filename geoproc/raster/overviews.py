@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -40,13 +39,12 @@ OVERVIEW_MARGIN = 8  # source pixels read around each window: the widest kernel 
 WINDOW_BYTES = 4 * 2**20  # bytes of source pixels one overview step holds (bands are split to fit)
 
 
-def build_overview_levels(source: str | Any, work_dir: str, *, levels: int, resampling: str,
+def build_overview_levels(src_path: str, work_dir: str, *, levels: int, resampling: str,
                           nodata: float | None, window_bytes: int = WINDOW_BYTES, name: str = "ovr{k}.tif",
                           options: dict[str, Any] | None = None) -> list[str]:
-    """Compute ``levels`` 2x overviews of ``source``, each from the previous one, window by window.
+    """Compute ``levels`` 2x overviews of ``src_path``, each from the previous one, window by window.
 
-    ``source`` is a path or an open dataset (a region's pixels in a ``MEM`` dataset). Level *k* is a
-    tiled GeoTIFF ``name`` (``{k}`` its level) of ``ceil(size / 2)`` pixels of level *k - 1*,
+    Level *k* is a tiled GeoTIFF ``name`` (``{k}`` its level) of ``ceil(size / 2)`` pixels of level *k - 1*,
     uncompressed, or with the creation ``options`` given (a COG's codec: every band of a window is then
     written at once, so that each block is compressed once). Every
     512 x 512 output window is computed from its 1024 x 1024 source window plus a margin of
@@ -59,11 +57,11 @@ def build_overview_levels(source: str | Any, work_dir: str, *, levels: int, resa
         The level files, largest first.
     """
     paths: list[str] = []
-    prev = source
+    prev = src_path
     creation = options or {"compress": "NONE", "interleave": "band"}
     for k in range(1, levels + 1):
         out = os.path.join(work_dir, name.format(k=k))
-        with rasterio.open(prev) if isinstance(prev, str) else nullcontext(prev) as src:
+        with rasterio.open(prev) as src:
             w, h = (src.width + 1) // 2, (src.height + 1) // 2
             dtype, count = src.dtypes[0], src.count
             side = 2 * BLOCKSIZE + 2 * OVERVIEW_MARGIN

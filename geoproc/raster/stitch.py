@@ -292,47 +292,36 @@ def stitch_cog(levels: Sequence[Sequence[Part]], out_path: str, *, metadata: str
         ifds.append(ifd)
     data_bytes = sum(int(lv.length.sum()) + 8 * int((lv.length > 0).sum()) for lv in read)
     for big in (False, True) if bigtiff is None else (bigtiff,):
-        layout = _layout(ifds, read, big)
-        if big or bigtiff is False or layout[-1] + data_bytes < 2**32:
+        kind = LONG8 if big else LONG  # the offsets' and byte counts' field type
+        full = [{**ifd, TILE_OFFSETS: _entry(kind, np.zeros_like(lv.length)), TILE_BYTE_COUNTS: _entry(kind, lv.length)}
+                for ifd, lv in zip(ifds, read, strict=True)]
+        starts, end = _layout(full, big)
+        if big or bigtiff is False or end + data_bytes < 2**32:
             break
-    starts, end = layout[:-1], layout[-1]
     offsets = _data_offsets(read, end)
     with open(out_path, "wb") as out:
         head = struct.pack("<2sHHHQ", b"II", 43, 8, 0, starts[0]) if big else struct.pack("<2sHI", b"II", 42, starts[0])
         out.write(head + GHOST)
-        for k, (ifd, at) in enumerate(zip(ifds, starts, strict=True)):
+        for k, (ifd, at) in enumerate(zip(full, starts, strict=True)):
             nxt = starts[k + 1] if k + 1 < len(starts) else 0
-            full = {**ifd, TILE_OFFSETS: _entry(LONG8 if big else LONG, offsets[k]),
-                    TILE_BYTE_COUNTS: _entry(LONG8 if big else LONG, read[k].length)}
             out.write(b"\0" * (at - out.tell()))
-            out.write(_ifd_bytes(full, at, nxt, big))
+            out.write(_ifd_bytes({**ifd, TILE_OFFSETS: _entry(kind, offsets[k])}, at, nxt, big))
         out.write(b"\0" * (end - out.tell()))
         _copy_blocks(read, out)
         size = out.tell()
     return {"blocks": sum(len(lv.length) for lv in read), "bytes": size, "bigtiff": int(big)}
 
 
-def _ifd_size(ifd: Ifd, big: bool) -> int:
-    """Bytes of an IFD with its out-of-line values (each on an even offset)."""
-    inline = 8 if big else 4
-    size = (8 + 20 * (len(ifd) + 2) + 8) if big else (2 + 12 * (len(ifd) + 2) + 4)  # + offsets and byte counts
-    for tag, e in ifd.items():
-        if tag not in (TILE_OFFSETS, TILE_BYTE_COUNTS) and len(e.data) > inline:
-            size += len(e.data) + len(e.data) % 2
-    return size
-
-
-def _layout(ifds: list[Ifd], read: list[_Level], big: bool) -> list[int]:
-    """Where each IFD starts, and (last) where the blocks start."""
-    width = 8 if big else 4  # bytes of one offset or byte count, and of a value held in its entry
+def _layout(ifds: list[Ifd], big: bool) -> tuple[list[int], int]:
+    """Where each IFD starts (each on an even offset, its out-of-line values after it), and where the
+    blocks start. An IFD's size does not depend on the offsets it holds, only on how many there are."""
     at = (16 if big else 8) + len(GHOST)
     starts = []
-    for ifd, lv in zip(ifds, read, strict=True):
+    for ifd in ifds:
         at += at % 2
         starts.append(at)
-        n = len(lv.length)
-        at += _ifd_size(ifd, big) + (2 * n * width if n > 1 else 0)
-    return [*starts, at + at % 2]
+        at += len(_ifd_bytes(ifd, at, 0, big))
+    return starts, at + at % 2
 
 
 def _data_offsets(read: list[_Level], start: int) -> list[np.ndarray]:

@@ -42,7 +42,7 @@ from .urls import (
 
 __all__ = [
     "open_fs", "options_for", "resolve_storage_options", "gdal_path", "gdal_env", "gdal_readable", "publish",
-    "local_copy", "sha256_file", "version_of", "storage_errors", "translate", "redact", "join", "protocol_of", "is_local",
+    "local_copy", "remove_tree", "sha256_file", "version_of", "storage_errors", "translate", "redact", "join", "protocol_of", "is_local",
     "local_path", "safe_relative", "strip_protocol", "with_protocol", "HTTP_GDAL_OPTIONS",
 ]
 
@@ -208,6 +208,15 @@ def _ensure_container(fs: Any, container: str) -> None:
         except FileExistsError:  # another task created it first
             pass
     _CONTAINERS.add(key)
+
+
+def remove_tree(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Remove the directory (or prefix) ``url`` and everything under it, if it exists (a job's parts or
+    staging once its output is published)."""
+    with storage_errors(url, "delete"):
+        fs, path = open_fs(url, storage_options)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
 
 
 def local_copy(url: str, directory: str, storage_options: Mapping[str, Any] | None = None) -> str:
